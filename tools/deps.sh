@@ -24,7 +24,7 @@ done
 echo "lua-gemini: installing missing packages:$missing"
 if [ "$(id -u)" -eq 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  [ -n "${LUA_GEMINI_APT_UPDATED:-}" ] || apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
   echo "Run as root:  apt-get update && apt-get install -y$missing" >&2
