@@ -50,3 +50,6 @@ demo: deps
 
 clean:
 	rm -rf build
+
+# Further targets live in mk/*.mk, one file per concern (check, portability, bench, docs).
+-include $(wildcard mk/*.mk)
