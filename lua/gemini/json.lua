@@ -1,0 +1,532 @@
+--- JSON for lua-gemini: a pluggable decoder, our own encoder, and the schema-driven codec.
+--
+-- Decoding goes through a codec object `{ decode = fn, encode = fn, null = value }`: by default a
+-- private `require("cjson").new()` instance (no other code can change its settings), else `vim.json`
+-- inside Neovim. Encoding is done here in Lua, because lua-cjson 2.1.0 cannot write an empty array
+-- and keeps only 14 significant digits; ours writes `[]` for empty repeated fields and the shortest
+-- text that reads back to the same double.
+--
+-- The schema codec (`encode_message`, `decode_message`) walks `gemini.schema`:
+--  * request fields are checked against the message (camelCase JSON names, or proto snake_case names,
+--    written as camelCase), with "did you mean" suggestions for misspellings;
+--  * repeated fields are arrays (an empty Lua table is sent as `[]`), message fields objects;
+--  * integer-typed fields decode to Lua integers (where the interpreter has them); enums stay strings.
+-- @module gemini.json
+
+local schema = require("gemini.schema")
+
+local M = {}
+
+local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
+local format, concat, floor, huge = string.format, table.concat, math.floor, math.huge
+local tointeger = math.tointeger
+local mtype = math.type
+
+local PREFIX = "type.googleapis.com/"
+
+---------------------------------------------------------------------------------------------------
+-- Codec choice
+
+--- The default codec: a private lua-cjson instance, else `vim.json`.
+-- @return codec table `{ encode =, decode =, null = }`
+function M.default_codec()
+  local ok, cjson = pcall(require, "cjson")
+  if ok and type(cjson) == "table" and cjson.new then
+    local c = cjson.new()
+    if c.decode_invalid_numbers then pcall(c.decode_invalid_numbers, false) end
+    return { encode = c.encode, decode = c.decode, null = c.null, name = "cjson" }
+  end
+  local vim = rawget(_G, "vim")
+  if type(vim) == "table" and type(vim.json) == "table" then
+    local vj = vim.json
+    return { encode = vj.encode, decode = function(s) return vj.decode(s, { luanil = { object = false } }) end,
+             null = vim.NIL, name = "vim.json" }
+  end
+  error("gemini: no JSON library: install lua-cjson, or pass a json codec {encode=, decode=, null=}", 2)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Generic encoder
+
+--- Marker for a free-form table that must be written as a JSON array even when empty.
+local ARRAY_MT = { __name = "gemini.json.array" }
+M.ARRAY_MT = ARRAY_MT
+
+--- Marks a table as a JSON array (for free-form values; schema fields need no marking).
+-- @param t table (optional)
+-- @return t
+function M.array(t)
+  return setmetatable(t or {}, ARRAY_MT)
+end
+
+--- The JSON null written by the encoder when no codec null is known.
+M.null = setmetatable({}, { __name = "gemini.json.null", __tostring = function() return "null" end })
+
+local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
+              ['\r'] = '\\r', ['\t'] = '\\t' }
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c) return ESC[c] or format("\\u%04x", c:byte()) end) .. '"'
+end
+M.quote = quote
+
+local function is_integral(v)
+  if mtype then return mtype(v) == "integer" or (v == floor(v) and v > -2^63 and v < 2^63) end
+  return v == floor(v)
+end
+
+--- Formats a number as JSON text: integers without a fraction, floats with the shortest text that
+-- reads back to the same double (up to 17 significant digits). NaN and infinities raise.
+-- @param v number
+-- @return string
+local function number(v)
+  if v ~= v or v == huge or v == -huge then error("cannot encode " .. tostring(v) .. " in JSON", 0) end
+  if mtype and mtype(v) == "integer" then return format("%d", v) end
+  if v == floor(v) and v > -2^53 and v < 2^53 then return format("%.0f", v) end
+  for p = 15, 16 do
+    local s = format("%." .. p .. "g", v)
+    if tonumber(s) == v then return s end
+  end
+  return format("%.17g", v)
+end
+M.number = number
+
+local function is_sequence(t)
+  local n = #t
+  local count = 0
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
+    count = count + 1
+  end
+  return count == n, n
+end
+
+local encode_value
+
+local function encode_table(t, buf, depth, nulls)
+  if depth > 100 then error("cannot encode JSON: nesting deeper than 100 (a cycle?)", 0) end
+  local seq, n = is_sequence(t)
+  if getmetatable(t) == ARRAY_MT or (seq and n > 0) then
+    if not seq then error("cannot encode JSON: array with non-sequence keys", 0) end
+    buf[#buf + 1] = "["
+    for i = 1, n do
+      if i > 1 then buf[#buf + 1] = "," end
+      encode_value(t[i], buf, depth + 1, nulls)
+    end
+    buf[#buf + 1] = "]"
+    return
+  end
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" then error("cannot encode JSON: object key " .. tostring(k) .. " is not a string", 0) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  buf[#buf + 1] = "{"
+  for i, k in ipairs(keys) do
+    if i > 1 then buf[#buf + 1] = "," end
+    buf[#buf + 1] = quote(k)
+    buf[#buf + 1] = ":"
+    encode_value(t[k], buf, depth + 1, nulls)
+  end
+  buf[#buf + 1] = "}"
+end
+
+function encode_value(v, buf, depth, nulls)
+  local tv = type(v)
+  if tv == "string" then buf[#buf + 1] = quote(v)
+  elseif tv == "number" then buf[#buf + 1] = number(v)
+  elseif tv == "boolean" then buf[#buf + 1] = v and "true" or "false"
+  elseif v == nil or v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"
+  elseif tv == "table" then encode_table(v, buf, depth, nulls)
+  else error("cannot encode a " .. tv .. " in JSON", 0) end
+end
+
+---------------------------------------------------------------------------------------------------
+-- Schema indexes
+
+local index_cache = {}
+
+--- Index of a schema message: `{ name =, fields =, by_json = {}, by_name = {}, oneofs = {} }`.
+-- @param name message name (e.g. "GenerateTextRequest")
+-- @return index or nil
+local function message_index(name)
+  local idx = index_cache[name]
+  if idx then return idx end
+  local msg = schema.messages[name]
+  if not msg then return nil end
+  idx = { name = name, fields = msg.fields, by_json = {}, by_name = {} }
+  for _, f in ipairs(msg.fields) do
+    idx.by_json[f.json] = f
+    idx.by_name[f.name] = f
+  end
+  index_cache[name] = idx
+  return idx
+end
+M.message_index = message_index
+
+local enum_cache = {}
+local function enum_index(name)
+  local idx = enum_cache[name]
+  if idx then return idx end
+  local e = schema.enums[name]
+  if not e then return nil end
+  idx = { by_name = {}, by_number = {}, names = {} }
+  for _, v in ipairs(e.values) do
+    idx.by_name[v.name] = v.number
+    idx.by_number[v.number] = v.name
+    idx.names[#idx.names + 1] = v.name
+  end
+  enum_cache[name] = idx
+  return idx
+end
+
+--- Edit distance between two strings (for "did you mean").
+-- @param a string
+-- @param b string
+-- @return number
+function M.distance(a, b)
+  a, b = a:lower(), b:lower()
+  local la, lb = #a, #b
+  if la == 0 then return lb end
+  if lb == 0 then return la end
+  local prev = {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, lb do
+      local cost = (ca == b:byte(j)) and 0 or 1
+      local v = prev[j] + 1
+      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
+      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
+      cur[j] = v
+    end
+    prev = cur
+  end
+  return prev[lb]
+end
+
+--- Closest candidate to `word`, or nil when none is close enough.
+-- @param word string
+-- @param candidates array of strings
+-- @return string or nil
+function M.suggest(word, candidates)
+  local best, bestd
+  local limit = math.max(2, floor(#word / 3))
+  for _, c in ipairs(candidates) do
+    local d = M.distance(word, c)
+    -- snake_case vs camelCase of the same name counts as a near miss
+    if c:lower() == word:gsub("_", ""):lower() then d = 1 end
+    if d <= limit and (not bestd or d < bestd) then best, bestd = c, d end
+  end
+  return best
+end
+
+local function field_names(idx, exclude)
+  local names = {}
+  for _, f in ipairs(idx.fields) do
+    if not (exclude and exclude[f.json]) then names[#names + 1] = f.json end
+  end
+  return names
+end
+
+---------------------------------------------------------------------------------------------------
+-- Schema encoder
+
+local INT_TYPES = { int32 = true, int64 = true, uint32 = true, uint64 = true, sint32 = true, sint64 = true,
+                    fixed32 = true, fixed64 = true, sfixed32 = true, sfixed64 = true }
+local STRING64 = { int64 = true, uint64 = true, sint64 = true, fixed64 = true, sfixed64 = true }
+M.INT_TYPES = INT_TYPES
+
+local function where(path)
+  if path == "" then return "" end
+  return " at '" .. path .. "'"
+end
+
+local function join(path, key)
+  if path == "" then return key end
+  return path .. "." .. key
+end
+
+local encode_fields
+
+local function encode_scalar(f, v, path, buf, nulls)
+  local t = f.type
+  local tv = type(v)
+  if v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"; return end
+  if t == "string" or t == "bytes" or t == "timestamp" then
+    if tv ~= "string" then error("field '" .. path .. "' must be a string, got " .. tv, 0) end
+    buf[#buf + 1] = quote(v)
+  elseif t == "fieldmask" then
+    if tv == "table" then
+      for i, p in ipairs(v) do
+        if type(p) ~= "string" then error("field '" .. path .. "[" .. i .. "]' must be a string", 0) end
+      end
+      v = concat(v, ",")
+    elseif tv ~= "string" then error("field '" .. path .. "' must be a string or a list of strings, got " .. tv, 0) end
+    buf[#buf + 1] = quote(v)
+  elseif INT_TYPES[t] then
+    if tv == "string" and STRING64[t] and v:match("^%-?%d+$") then buf[#buf + 1] = quote(v); return end
+    if tv ~= "number" or not is_integral(v) then
+      error("field '" .. path .. "' must be an integer, got " .. (tv == "number" and tostring(v) or tv), 0)
+    end
+    local s = number(v)
+    if STRING64[t] then s = '"' .. s .. '"' end
+    buf[#buf + 1] = s
+  elseif t == "float" or t == "double" then
+    if tv ~= "number" then error("field '" .. path .. "' must be a number, got " .. tv, 0) end
+    buf[#buf + 1] = number(v)
+  elseif t == "bool" then
+    if tv ~= "boolean" then error("field '" .. path .. "' must be a boolean, got " .. tv, 0) end
+    buf[#buf + 1] = v and "true" or "false"
+  elseif t == "enum" then
+    local e = enum_index(f.enum)
+    if tv == "string" then
+      if e and not e.by_name[v] then
+        local s = M.suggest(v, e.names)
+        error("invalid value '" .. v .. "' for field '" .. path .. "' (" .. f.enum .. ")" ..
+          (s and ("; did you mean '" .. s .. "'?") or ("; expected one of " .. concat(e.names, ", "))), 0)
+      end
+      buf[#buf + 1] = quote(v)
+    elseif tv == "number" and is_integral(v) then
+      buf[#buf + 1] = number(v)
+    else
+      error("field '" .. path .. "' must be an enum name (string), got " .. tv, 0)
+    end
+  elseif t == "message" then
+    if tv ~= "table" then error("field '" .. path .. "' must be a table (" .. f.message .. "), got " .. tv, 0) end
+    encode_fields(f.message, v, path, buf, nulls)
+  elseif t == "any" or t == "struct" or t == "value" then
+    if tv == "table" and type(v["@type"]) == "string" and v["@type"]:sub(1, #PREFIX) == PREFIX then
+      local full = v["@type"]:sub(#PREFIX + 1)
+      local short = full:match("^" .. schema.package:gsub("%.", "%%.") .. "%.(.+)$")
+      if short and schema.messages[short] then
+        encode_fields(short, v, path, buf, nulls, { ["@type"] = true })
+        return
+      end
+    end
+    encode_value(v, buf, 0, nulls)
+  elseif t == "empty" then
+    buf[#buf + 1] = "{}"
+  else
+    encode_value(v, buf, 0, nulls)
+  end
+end
+
+local function encode_field(f, v, path, buf, nulls)
+  if f.repeated then
+    if type(v) ~= "table" or getmetatable(v) == M.null then
+      error("field '" .. path .. "' must be a list (table), got " .. type(v), 0)
+    end
+    local seq, n = is_sequence(v)
+    if not seq then error("field '" .. path .. "' must be a list: it has non-sequence keys", 0) end
+    buf[#buf + 1] = "["
+    for i = 1, n do
+      if i > 1 then buf[#buf + 1] = "," end
+      encode_scalar(f, v[i], path .. "[" .. (i - 1) .. "]", buf, nulls)
+    end
+    buf[#buf + 1] = "]"
+  else
+    encode_scalar(f, v, path, buf, nulls)
+  end
+end
+
+--- Encodes `value` (a table with JSON or proto field names) as message `name`, appending to buf.
+-- `opts.exclude` names JSON fields not allowed here (path-bound or query fields),
+-- `opts.passthrough` keys copied verbatim first (e.g. "@type").
+function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
+  local idx = message_index(name)
+  if not idx then encode_value(value, buf, 0, nulls); return end
+  if getmetatable(value) == ARRAY_MT then
+    error("field '" .. (path ~= "" and path or name) .. "' must be an object (" .. name .. "), got a list", 0)
+  end
+  local chosen = {}   -- field -> value
+  local unknown = {}
+  for k, v in pairs(value) do
+    local f = type(k) == "string" and (idx.by_json[k] or idx.by_name[k]) or nil
+    if f and not (exclude and exclude[f.json]) then
+      if chosen[f] ~= nil then
+        error("field '" .. join(path, f.json) .. "' is given twice (as '" .. f.json .. "' and '" .. f.name ..
+          "')", 0)
+      end
+      chosen[f] = v
+    elseif not (passthrough and passthrough[k]) then
+      unknown[#unknown + 1] = k
+    end
+  end
+  if #unknown > 0 then
+    table.sort(unknown, function(a, b) return tostring(a) < tostring(b) end)
+    local k = unknown[1]
+    if type(k) ~= "string" then
+      error(name .. where(path) .. " must be an object with string keys, got key " .. tostring(k), 0)
+    end
+    local s = M.suggest(k, field_names(idx, exclude))
+    error("unknown field '" .. k .. "' in " .. name .. where(path) ..
+      (s and ("; did you mean '" .. s .. "'?") or ""), 0)
+  end
+  -- oneof: at most one member set
+  local oneof_seen = {}
+  for _, f in ipairs(idx.fields) do
+    if f.oneof and chosen[f] ~= nil then
+      local other = oneof_seen[f.oneof]
+      if other then
+        error("fields '" .. join(path, other) .. "' and '" .. join(path, f.json) ..
+          "' are both set, but only one of " .. f.oneof .. " may be", 0)
+      end
+      oneof_seen[f.oneof] = f.json
+    end
+  end
+  buf[#buf + 1] = "{"
+  local first = true
+  if passthrough then
+    local pk = {}
+    for k in pairs(passthrough) do if value[k] ~= nil then pk[#pk + 1] = k end end
+    table.sort(pk)
+    for _, k in ipairs(pk) do
+      if not first then buf[#buf + 1] = "," end
+      first = false
+      buf[#buf + 1] = quote(k) .. ":"
+      encode_value(value[k], buf, 0, nulls)
+    end
+  end
+  for _, f in ipairs(idx.fields) do
+    local v = chosen[f]
+    if v ~= nil then
+      if not first then buf[#buf + 1] = "," end
+      first = false
+      buf[#buf + 1] = quote(f.json) .. ":"
+      encode_field(f, v, join(path, f.json), buf, nulls)
+    end
+  end
+  buf[#buf + 1] = "}"
+end
+
+---------------------------------------------------------------------------------------------------
+-- Schema decoder
+
+local decode_fields
+
+local function decode_scalar(f, v, nulls)
+  local t = f.type
+  if INT_TYPES[t] then
+    if type(v) == "string" then v = tonumber(v) or v end
+    if type(v) == "number" and tointeger then return tointeger(v) or v end
+    return v
+  elseif t == "message" then
+    if type(v) == "table" then return decode_fields(f.message, v, nulls) end
+    return v
+  elseif t == "any" then
+    return M.decode_any(v, nulls)
+  end
+  return v
+end
+
+local function strip_nulls(v, nulls)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if x == nulls then
+      if type(k) ~= "number" then v[k] = nil end
+    elseif type(x) == "table" then
+      strip_nulls(x, nulls)
+    end
+  end
+  return v
+end
+
+function decode_fields(name, t, nulls)
+  local idx = message_index(name)
+  if not idx or type(t) ~= "table" then return strip_nulls(t, nulls) end
+  for k, v in pairs(t) do
+    local f = idx.by_json[k] or idx.by_name[k]
+    if v == nulls and nulls ~= nil then
+      t[k] = nil
+    elseif f then
+      if f.repeated and type(v) == "table" then
+        for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls) end
+      else
+        t[k] = decode_scalar(f, v, nulls)
+      end
+    elseif type(v) == "table" then
+      strip_nulls(v, nulls)
+    end
+  end
+  return t
+end
+
+--- Decodes a `google.protobuf.Any` value in place: known `@type`s of this API get their message's
+-- integer conversion; `@type` is kept.
+-- @param v decoded table
+-- @param nulls the codec's null
+-- @return v
+function M.decode_any(v, nulls)
+  if type(v) == "table" and type(v["@type"]) == "string" then
+    local full = v["@type"]:sub(#PREFIX + 1)
+    local short = full:match("^" .. schema.package:gsub("%.", "%%.") .. "%.(.+)$")
+    if short and schema.messages[short] then return decode_fields(short, v, nulls) end
+  end
+  return strip_nulls(v, nulls)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Codec objects
+
+local Codec = {}
+Codec.__index = Codec
+
+--- Makes a JSON object over a codec (default: `M.default_codec()`).
+-- @param codec optional `{ encode =, decode =, null = }`
+-- @return json object with :encode, :decode, :encode_message, :decode_message and .null
+function M.new(codec)
+  codec = codec or M.default_codec()
+  if type(codec) ~= "table" or type(codec.decode) ~= "function" then
+    error("gemini: json codec must be a table with decode (and encode, null) functions", 2)
+  end
+  return setmetatable({ codec = codec, null = codec.null }, Codec)
+end
+
+--- Encodes any Lua value as JSON (free-form: sequences are arrays, `json.array{}` an empty array).
+-- @param v value
+-- @return string (raises on values JSON cannot hold)
+function Codec:encode(v)
+  local buf = {}
+  encode_value(v, buf, 0, self.null)
+  return concat(buf)
+end
+
+--- Decodes JSON text. Never raises.
+-- @param s string
+-- @return value, or nil plus a message
+function Codec:decode(s)
+  if type(s) ~= "string" then return nil, "not a string" end
+  local ok, v = pcall(self.codec.decode, s)
+  if not ok then return nil, tostring(v) end
+  return v
+end
+
+--- Encodes `value` as schema message `name`; raises a plain message (no position) on a bad field.
+-- @param name message name, e.g. "GenerateTextRequest"
+-- @param value table
+-- @param exclude optional set of JSON field names not accepted here
+-- @return string
+function Codec:encode_message(name, value, exclude)
+  if type(value) ~= "table" then error(name .. " must be a table, got " .. type(value), 0) end
+  local buf = {}
+  encode_fields(name, value, "", buf, self.null, nil, exclude)
+  return concat(buf)
+end
+
+--- Decodes an already parsed table as schema message `name` in place (integers, nulls).
+-- @param name message name
+-- @param t table
+-- @return t
+function Codec:decode_message(name, t)
+  return decode_fields(name, t, self.null)
+end
+
+--- Decodes a `google.protobuf.Any` table in place.
+function Codec:decode_any(t)
+  return M.decode_any(t, self.null)
+end
+
+return M
