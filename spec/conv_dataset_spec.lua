@@ -22,7 +22,8 @@ describe("gemini.dataset", function()
 
   describe("from_pairs", function()
     it("builds the wire shape of tuningTask.trainingData from pairs and tables", function()
-      local ds = assert(dataset.from_pairs{ { "1", "2" }, { input = "3", output = "4" }, { textInput = "5", output = "6" },
+      local ds = assert(dataset.from_pairs{ { "1", "2" }, { input = "3", output = "4" },
+        { textInput = "5", output = "6" },
         { text_input = "7", output = "8" } })
       assert.are.same({ examples = { examples = {
         { textInput = "1", output = "2" }, { textInput = "3", output = "4" },
@@ -48,7 +49,8 @@ describe("gemini.dataset", function()
 
     it("accepts a map of input to output, sorted by input", function()
       local ds = assert(dataset.from_pairs{ two = "2", one = "1" })
-      assert.are.same({ { textInput = "one", output = "1" }, { textInput = "two", output = "2" } }, ds.examples.examples)
+      assert.are.same({ { textInput = "one", output = "1" }, { textInput = "two", output = "2" } },
+        ds.examples.examples)
     end)
 
     it("reports empty and oversized examples with their number", function()
@@ -180,7 +182,8 @@ describe("gemini.dataset", function()
 
   describe("from_jsonl", function()
     it("reads one object per line, skipping blank lines", function()
-      local path = file('{"text_input": "1", "output": "2"}\n\n{"input": "3", "output": "4"}\r\n{"prompt":"5","output":"6"}')
+      local path = file('{"text_input": "1", "output": "2"}\n\n{"input": "3", "output": "4"}\r\n'
+        .. '{"prompt":"5","output":"6"}')
       local ds = assert(dataset.from_jsonl(path))
       assert.are.same({ { textInput = "1", output = "2" }, { textInput = "3", output = "4" },
         { textInput = "5", output = "6" } }, ds.examples.examples)

@@ -7,7 +7,7 @@ local function sink()
     for _, v in ipairs({ ... }) do self.out[#self.out + 1] = v end
     return self
   end
-  function s:flush() end
+  function s.flush() end
   function s:text() return table.concat(self.out) end
   return s
 end
@@ -58,7 +58,8 @@ describe("gemini.progress", function()
 
   it("finish() ends an unfinished bar line once", function()
     local out = sink()
-    local update, finish = progress.bar{ stream = out, tty = true, width = 4, clock = clock_at({ 0, 1 }), label = "tuning" }
+    local update, finish = progress.bar{ stream = out, tty = true, width = 4, clock = clock_at({ 0, 1 }),
+      label = "tuning" }
     update(md(1, 4))
     finish()
     finish()
