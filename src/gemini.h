@@ -1,0 +1,98 @@
+/*
+ * gemini.h - internal declarations shared by the C files of gemini.core (not installed).
+ *
+ * Ownership: a client owns its multi handle, every transfer (in flight, finished-but-uncollected,
+ * or idle in the pool) and the option strings. A transfer owns its easy handle, header list,
+ * request body copy, response buffer and parsed headers. Nothing is owned by Lua except the
+ * client userdata block itself, whose __gc releases all of the above.
+ */
+#ifndef GEMINI_INTERNAL_H
+#define GEMINI_INTERNAL_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+
+#include "compat.h"
+#include "headers.h"
+
+#define GM_CORE_VERSION   "0.1.0"
+#define GM_CLIENT_MT      "gemini.core.client"
+#define GM_CLOSED_MSG     "gemini.core: client is closed"
+
+typedef struct gm_buf {
+  char *data;
+  size_t len, cap;
+} gm_buf;
+
+struct gm_client;
+
+typedef struct gm_transfer {
+  CURL *easy;
+  struct gm_client *client;
+  lua_Integer id;
+  struct curl_slist *slist;
+  gm_buf reqbody;
+  gm_buf resp;
+  gm_headers hdrs;
+  size_t max_bytes;        /* response body cap for this exchange */
+  long timeout_ms;         /* effective limits, for error messages */
+  long connect_timeout_ms;
+  long stall_s;
+  int too_large;           /* the write/header callback refused data over the cap */
+  int nomem;               /* a callback failed to allocate */
+  CURLcode result;
+  struct gm_transfer *prev, *next;   /* in-flight list (doubly linked) / done queue / pool */
+  char errbuf[CURL_ERROR_SIZE];
+} gm_transfer;
+
+typedef struct gm_sockev {
+  curl_socket_t fd;
+  int what;                /* CURL_POLL_IN / OUT / INOUT / REMOVE */
+} gm_sockev;
+
+typedef struct gm_client {
+  CURLM *multi;
+  int closed;
+  lua_Integer next_id;
+  /* options */
+  long connect_timeout_ms, timeout_ms, stall_s, max_connections;
+  size_t max_bytes;
+  int insecure, http2;
+  char *proxy, *ca_file, *ca_path, *user_agent;
+  /* transfers */
+  gm_transfer *inflight;   size_t ninflight;
+  gm_transfer *done_head, *done_tail; size_t ndone;
+  gm_transfer *pool;       size_t npool;
+  /* event-loop mode: what libcurl asked for, recorded for Lua to take */
+  int event_mode;
+  gm_sockev *socks;        size_t nsocks, capsocks;
+  long timer_ms;           int timer_set;
+} gm_client;
+
+/* client.c */
+gm_client *gm_checkclient(lua_State *L, int idx);   /* raises on wrong type or closed client */
+int gm_client_new(lua_State *L);
+void gm_client_register(lua_State *L);
+
+/* transfer.c */
+gm_transfer *gm_transfer_acquire(gm_client *c);     /* from the pool or new; NULL on OOM */
+void gm_transfer_release(gm_client *c, gm_transfer *t); /* back to the pool (or freed) */
+void gm_transfer_destroy(gm_transfer *t);
+int gm_transfer_setup(lua_State *L, gm_client *c, gm_transfer *t, int argidx); /* 0 ok, else msg pushed */
+void gm_push_result(lua_State *L, gm_transfer *t);
+int gm_l_start(lua_State *L);
+
+/* multi.c */
+void gm_inflight_unlink(gm_client *c, gm_transfer *t);
+void gm_inflight_link(gm_client *c, gm_transfer *t);
+void gm_drain_info(gm_client *c);
+void gm_event_mode(gm_client *c);
+int gm_l_perform(lua_State *L);
+int gm_l_completions(lua_State *L);
+int gm_l_socket_action(lua_State *L);
+int gm_l_take_events(lua_State *L);
+
+/* handle.c */
+void gm_handle_register(lua_State *L);   /* adds handle/handle_methods/handle_kind/handle_fields to the table on top */
+
+#endif
