@@ -1,0 +1,74 @@
+#!/bin/sh
+# `make test-all`: the whole busted suite on every interpreter, then the headless Neovim test, then the
+# embed example. Ends with one line: "N passed, N failed" (exit status 0 only when nothing failed).
+# Usage: sh tools/portable/test-all.sh          (LUAS="lua5.1 luajit lua5.3 lua5.4" by default)
+# Each interpreter gets its own build (make build LUA=x -> build/x/gemini/core.so) and busted runs with
+# --lua=x and LUA_CPATH pointing at that build. The emulator child of the spec helper runs under lua5.4.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+luas=${LUAS:-lua5.1 luajit lua5.3 lua5.4}
+make=${MAKE:-make}
+passed=0
+failed=0
+summary=""
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+note() { summary="$summary
+  $1"; }
+
+# Adds the counts of the last busted summary line in $log; a missing line counts as one failure.
+count_busted() {
+  line=$(grep -a -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)); note "$1: busted printed no summary (crash?)"; return
+  fi
+  s=$(echo "$line" | sed -E 's#^([0-9]+) success.*#\1#')
+  f=$(echo "$line" | sed -E 's#^[0-9]+ success(es)? / ([0-9]+) failure.*#\2#')
+  e=$(echo "$line" | sed -E 's#.* / ([0-9]+) errors? / .*#\1#')
+  passed=$((passed + s)); failed=$((failed + f + e))
+  note "$1: $line"
+}
+
+lua_path="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;"
+for lua in $luas; do
+  echo "== build for $lua"
+  if ! $make --no-print-directory build LUA="$lua"; then
+    failed=$((failed + 1)); note "$lua: build failed"; continue
+  fi
+  echo "== busted on $lua"
+  LUA_PATH="$lua_path" LUA_CPATH="$root/build/$lua/?.so;;" \
+    busted --lua="$lua" ${BUSTED_ARGS:-} spec 2>&1 | tee "$log"
+  count_busted "$lua"
+done
+
+echo "== neovim (headless, luajit build)"
+if command -v nvim >/dev/null 2>&1; then
+  if [ -f "$root/build/luajit/gemini/core.so" ] || $make --no-print-directory build LUA=luajit; then
+    sh tools/portable/nvim-test.sh >"$log" 2>&1; rc=$?
+    cat "$log"
+    line=$(grep -a -E '^nvim: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+      p=$(echo "$line" | sed -E 's#^nvim: ([0-9]+) passed.*#\1#')
+      f=$(echo "$line" | sed -E 's#.* ([0-9]+) failed.*#\1#')
+      passed=$((passed + p)); failed=$((failed + f))
+      [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+      note "$line (exit $rc)"
+    else
+      failed=$((failed + 1)); note "nvim: no result line (exit $rc)"
+    fi
+  else
+    failed=$((failed + 1)); note "nvim: luajit build failed"
+  fi
+else
+  failed=$((failed + 1)); note "nvim: not installed (apt-get install neovim)"
+fi
+
+echo "== embed (C host, Lua 5.4, core linked statically)"
+if sh tools/portable/embed-test.sh; then passed=$((passed + 1)); note "embed: passed"
+else failed=$((failed + 1)); note "embed: failed"; fi
+
+echo "== summary$summary"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
