@@ -97,15 +97,28 @@ function M.start(opts)
     root = root,
   }, Emulator)
   local parent = my_pid()
-  local cmd = "cd " .. shquote(root) .. " && " .. shquote(opts.lua or "lua5.4") .. " bin/gemini-emulator "
-    .. table.concat(quoted, " ") .. " </dev/null >" .. shquote(self.out_file) .. " 2>" .. shquote(self.err_file)
-    .. " & E=$!; echo $E >" .. shquote(self.pid_file) .. ";"
+  self.rc_file = base .. ".rc"
+  local watchdog = ""
   if parent then
-    cmd = cmd .. " ( while kill -0 " .. parent .. " 2>/dev/null && kill -0 $E 2>/dev/null; do sleep 1; done;"
+    watchdog = " ( while kill -0 " .. parent .. " 2>/dev/null && kill -0 $E 2>/dev/null; do sleep 1; done;"
       .. " kill $E 2>/dev/null ) </dev/null >/dev/null 2>&1 &"
   end
+  -- a subshell runs the emulator in the background, records its pid, then waits for its exit status
+  local cmd = "cd " .. shquote(root) .. " && ( " .. shquote(opts.lua or "lua5.4") .. " bin/gemini-emulator "
+    .. table.concat(quoted, " ") .. " </dev/null >" .. shquote(self.out_file) .. " 2>" .. shquote(self.err_file)
+    .. " & E=$!; echo $E >" .. shquote(self.pid_file .. ".tmp") .. "; mv " .. shquote(self.pid_file .. ".tmp")
+    .. " " .. shquote(self.pid_file) .. ";" .. watchdog
+    .. " wait $E; echo $? >" .. shquote(self.rc_file .. ".tmp") .. "; mv " .. shquote(self.rc_file .. ".tmp")
+    .. " " .. shquote(self.rc_file) .. " ) </dev/null >/dev/null 2>&1 &"
   assert(execute(cmd), "could not spawn the emulator")
-  self.pid = assert(tonumber((readfile(self.pid_file) or ""):match("%d+")), "no emulator pid")
+  local pid_deadline = os.time() + 5
+  while not self.pid do
+    self.pid = tonumber((readfile(self.pid_file) or ""):match("%d+"))
+    if not self.pid then
+      if os.time() > pid_deadline then error("the emulator was not spawned") end
+      sleep(0.01)
+    end
+  end
 
   local deadline = os.time() + (opts.timeout or 10)
   local n = 0
@@ -167,6 +180,17 @@ function Emulator:wait_exit(timeout)
   return true
 end
 
+--- The emulator's exit status once it has exited (waits up to `timeout` seconds, default 5), or nil.
+function Emulator:exit_code(timeout)
+  local deadline = os.time() + (timeout or 5)
+  while true do
+    local rc = tonumber((readfile(self.rc_file) or ""):match("%d+"))
+    if rc then return rc end
+    if os.time() > deadline then return nil end
+    sleep(0.02)
+  end
+end
+
 --- Stop the emulator (SIGTERM, then SIGKILL after 5 s) and remove the temporary files. Idempotent.
 function Emulator:stop()
   if self.stopped then return end
@@ -175,8 +199,9 @@ function Emulator:stop()
     self:signal("TERM")
     if not self:wait_exit(5) then self:signal("KILL"); self:wait_exit(2) end
   end
-  for _, f in ipairs({ self.out_file, self.err_file, self.pid_file, self.tmp .. ".body", self.tmp .. ".hdr",
-                       self.tmp .. ".resp", self.tmp .. ".cerr" }) do
+  self:exit_code(2)
+  for _, f in ipairs({ self.out_file, self.err_file, self.pid_file, self.rc_file, self.tmp .. ".body",
+                       self.tmp .. ".hdr", self.tmp .. ".resp", self.tmp .. ".cerr" }) do
     os.remove(f)
   end
 end
