@@ -1,0 +1,723 @@
+--- The client: one generic call path for every REST method, and the methods made from `gemini.methods`.
+--
+-- Every call goes the same way:
+--
+--    row (methods.lua) -> prepare: names, query, schema encode (raises on misuse)
+--      -> send: core client :start{...} (a request record keyed by the transfer id)
+--      -> drive: core :perform(wait) + :completions() until the record is finished
+--      -> finish: decode (schema) or build the error object -> (retry policy) -> result, err
+--
+-- A blocking call is "send, then drive until this record is done"; completions of other requests
+-- are kept on their records, and their callbacks run in `client:poll()`. A call with a callback as
+-- its last argument returns the request record (a handle with `done`, `cancel`, `wait`) instead.
+-- @module gemini.client
+
+local core_ok, core = pcall(require, "gemini.core")
+local methods = require("gemini.methods")
+local names = require("gemini.names")
+local errors = require("gemini.errors")
+local jsonmod = require("gemini.json")
+
+local type, tostring, pairs, ipairs, select, error, format = type, tostring, pairs, ipairs, select, error, string.format
+local unpack = table.unpack or unpack  -- luacheck: ignore 143
+
+local M = {}
+M.VERSION = "0.1.0"
+
+local Client = {}
+Client.__index = Client
+Client.__name = "gemini.client"
+M.Client = Client
+
+local Request = {}
+Request.__index = Request
+Request.__name = "gemini.request"
+M.Request = Request
+
+-- Lazily loaded layers (they require this module).
+local function operation_mod() return require("gemini.operation") end
+local function pager_mod() return require("gemini.pager") end
+local function handles_mod() return require("gemini.handles") end
+
+---------------------------------------------------------------------------------------------------
+-- Clock (for retries, deadlines and operation waits)
+
+local clock, sleep
+do
+  local ok, socket = pcall(require, "socket")
+  if core_ok and type(core) == "table" and type(core.now) == "function" then
+    clock = core.now
+  elseif ok and type(socket) == "table" and socket.gettime then
+    clock = socket.gettime
+  else
+    clock = os.time
+  end
+  if core_ok and type(core) == "table" and type(core.sleep) == "function" then
+    sleep = core.sleep
+  elseif ok and type(socket) == "table" and socket.sleep then
+    sleep = socket.sleep
+  else
+    sleep = function(s)
+      local t = clock() + s
+      while clock() < t do os.execute("sleep 0.05") end
+    end
+  end
+end
+--- Monotonic-ish clock in seconds (the core's, else lua-socket's, else os.time).
+M.clock = function() return clock() end
+--- Sleeps `s` seconds without driving any transfer.
+M.sleep = function(s) if s > 0 then sleep(s) end end
+
+---------------------------------------------------------------------------------------------------
+-- Options
+
+local OPTIONS = {
+  api_key = "string|false", base_url = "string", access_token = "string", user_project = "string",
+  timeout = "number", connect_timeout = "number", stall_timeout = "number", max_response_bytes = "number",
+  proxy = "string", ca_file = "string", ca_path = "string", insecure = "boolean", user_agent = "string",
+  headers = "table", json = "table", retry = "table|false", deadline = "number", max_in_flight = "number",
+  http2 = "boolean", max_connections = "number", on_request = "function", on_response = "function",
+}
+local OPTION_NAMES = {}
+for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
+table.sort(OPTION_NAMES)
+
+local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number" }
+
+local function check_type(v, spec)
+  for t in spec:gmatch("[^|]+") do
+    if t == "false" then
+      if v == false then return true end
+    elseif type(v) == t then
+      return true
+    end
+  end
+  return false
+end
+
+local function env(name)
+  local v = os.getenv(name)
+  if v == nil or v == "" then return nil end
+  return v
+end
+
+local function default_user_agent()
+  local ua = "lua-gemini/" .. M.VERSION
+  if core_ok and type(core) == "table" and type(core.curl_version) == "string" then
+    local v = core.curl_version
+    if not v:find("^libcurl") then v = "libcurl/" .. v end
+    ua = ua .. " " .. v:match("^(%S+)")
+  end
+  return ua
+end
+
+--- Creates a client. See the README for the options; every option is optional.
+-- @param opts table of options (`api_key`, `base_url`, `access_token`, `user_project`, `timeout`,
+--   `connect_timeout`, `proxy`, `ca_file`, `user_agent`, `headers`, `json`, `retry`, `deadline`, ...)
+-- @return client
+function M.new(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k, v in pairs(opts) do
+    local spec = OPTIONS[k]
+    if not spec then
+      local s = type(k) == "string" and jsonmod.suggest(k, OPTION_NAMES)
+      error(format("bad argument #1 to 'new' (unknown option '%s'%s)", tostring(k),
+        s and ("; did you mean '" .. s .. "'?") or ""), 2)
+    end
+    if not check_type(v, spec) then
+      error(format("bad argument #1 to 'new' (option '%s' must be %s, got %s)", k, spec:gsub("|", " or "),
+        type(v)), 2)
+    end
+  end
+  if not core_ok then error("gemini: cannot load the C core gemini.core: " .. tostring(core), 2) end
+
+  local self = setmetatable({}, Client)
+  local key = opts.api_key
+  if key == nil then key = env("GEMINI_API_KEY") or env("GOOGLE_API_KEY") end
+  if key == false or key == "" then key = nil end
+  local base = opts.base_url or env("GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com"
+  if not base:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") or base:find("[%s%c?#]") then
+    error(format("bad argument #1 to 'new' (base_url must be an http(s) URL without query or spaces, got %q)",
+      errors.redact(base, { key })), 2)
+  end
+  base = base:gsub("/+$", "")
+  self.base_url = base
+  self._shown_url = base:gsub("^(%a+://)[^@/]*@", "%1")   -- never show userinfo
+  self._secrets = {}
+  if key then self._secrets[#self._secrets + 1] = key end
+  if opts.access_token then self._secrets[#self._secrets + 1] = opts.access_token end
+  local userinfo = base:match("^%a+://([^@/]*)@")
+  if userinfo then self._secrets[#self._secrets + 1] = userinfo end
+
+  local headers = { "Accept: application/json" }
+  if key then headers[#headers + 1] = "x-goog-api-key: " .. key end
+  if opts.access_token then headers[#headers + 1] = "Authorization: Bearer " .. opts.access_token end
+  if opts.user_project then headers[#headers + 1] = "x-goog-user-project: " .. opts.user_project end
+  if opts.headers then
+    local extra = {}
+    for k, v in pairs(opts.headers) do
+      if type(k) == "number" then extra[#extra + 1] = tostring(v)
+      else extra[#extra + 1] = tostring(k) .. ": " .. tostring(v) end
+    end
+    table.sort(extra)
+    for _, h in ipairs(extra) do
+      if h:find("[\r\n]") then error("bad argument #1 to 'new' (option 'headers' has a line break)", 2) end
+      headers[#headers + 1] = h
+    end
+  end
+  self._headers = headers
+  self._has_key = key ~= nil
+  self._has_token = opts.access_token ~= nil
+
+  self.json = jsonmod.new(opts.json)
+  self.limits = {
+    timeout = opts.timeout or 60, connect_timeout = opts.connect_timeout or 10,
+    stall_timeout = opts.stall_timeout or 0, max_response_bytes = opts.max_response_bytes or 64 * 1024 * 1024,
+    deadline = opts.deadline,
+  }
+  self.retry = opts.retry
+  if self.retry == nil then
+    local ok, retry = pcall(require, "gemini.retry")
+    self.retry = ok and retry.DEFAULT or false
+  end
+  self.on_request, self.on_response = opts.on_request, opts.on_response
+  self.max_in_flight = opts.max_in_flight or 16
+
+  self._core = core.client {
+    connect_timeout = self.limits.connect_timeout, timeout = self.limits.timeout,
+    stall_timeout = self.limits.stall_timeout, max_response_bytes = self.limits.max_response_bytes,
+    proxy = opts.proxy, ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure,
+    user_agent = opts.user_agent or default_user_agent(), http2 = opts.http2,
+    max_connections = opts.max_connections,
+  }
+  self._reqs = {}       -- transfer id -> request record
+  self._timers = {}     -- request records waiting to be (re)started: { at =, req = }
+  self._queue = {}      -- records waiting for a free slot (max_in_flight)
+  self._ready = {}      -- finished records whose callbacks are due
+  self._active = 0
+  return self
+end
+
+function Client:__tostring()
+  local auth = {}
+  if self._has_key then auth[#auth + 1] = "api key set" end
+  if self._has_token then auth[#auth + 1] = "access token set" end
+  if #auth == 0 then auth[1] = "no credentials" end
+  return format("gemini.client (%s, %s%s)", self._shown_url, table.concat(auth, ", "),
+    self._closed and ", closed" or "")
+end
+
+--- Closes the client: aborts requests in flight (their callbacks are not called). Idempotent.
+function Client:close()
+  if self._closed then return end
+  self._closed = true
+  self._core:close()
+  self._reqs, self._timers, self._queue, self._ready = {}, {}, {}, {}
+end
+
+local function check_open(self, level)
+  if getmetatable(self) ~= Client then error("gemini: method called without a client (use ':')", level + 1) end
+  if self._closed then error("gemini: client is closed", level + 1) end
+end
+
+---------------------------------------------------------------------------------------------------
+-- Prepare: arguments -> request record (raises on misuse)
+
+local function argerr(pos, fname, msg, level)
+  error(format("bad argument #%d to '%s' (%s)", pos, fname, msg), level + 1)
+end
+
+local function derive_mask(msg, body)
+  local idx = jsonmod.message_index(msg)
+  local mask = {}
+  for k in pairs(body) do
+    local f = idx and (idx.by_json[k] or idx.by_name[k])
+    if f and not (f.behavior and f.behavior.OUTPUT_ONLY) and f.json ~= "name" then
+      mask[#mask + 1] = f.json
+    end
+  end
+  table.sort(mask)
+  return table.concat(mask, ",")
+end
+
+local function query_value(kind, v)
+  if kind == "int" then
+    if type(v) == "number" and v == math.floor(v) then return jsonmod.number(v) end
+    if type(v) == "string" and v:match("^%d+$") then return v end
+    return nil, "an integer"
+  elseif kind == "fieldmask" then
+    if type(v) == "string" then return v end
+    if type(v) == "table" then
+      for _, p in ipairs(v) do if type(p) ~= "string" then return nil, "a string or a list of strings" end end
+      return table.concat(v, ",")
+    end
+    return nil, "a string or a list of strings"
+  else
+    if type(v) == "string" then return v end
+    return nil, "a string"
+  end
+end
+
+--- Builds the request record for `row` from the user's arguments.
+-- `argv[1..n]` are the arguments as the generic method sees them (name first where the row has one);
+-- `shift` is added to positions in messages (handles pass -1: their name is implicit);
+-- `level` is the error level of the user's call as seen from here.
+local function prepare(self, row, fname, argv, n, shift, level)
+  level = level + 1
+  local callback
+  if n > 0 and type(argv[n]) == "function" then callback = argv[n]; n = n - 1 end
+  local nargs = #row.args
+  local callopts
+  if n > nargs then
+    local extra = argv[nargs + 1]
+    if n == nargs + 1 and type(extra) == "table" then
+      callopts = extra
+    else
+      argerr(nargs + 1 + shift, fname, "unexpected argument: " .. fname .. " takes " .. (nargs + shift) ..
+        " argument" .. ((nargs + shift) == 1 and "" or "s") .. " (plus an options table and a callback)", level)
+    end
+  end
+  local req = setmetatable({ client = self, row = row, fname = fname, callback = callback, attempts = 0 }, Request)
+  local name, body, query
+  local body_pos, query_pos
+  for i, a in ipairs(row.args) do
+    local v = argv[i]
+    local pos = i + shift
+    if a[1] == "name" then
+      local full, why = names.check(a[2], v)
+      if not full then argerr(pos, fname, why, level) end
+      name = full
+    elseif a[1] == "body" then
+      if row.shorthand then v = row.shorthand(v) end
+      if type(v) ~= "table" then
+        argerr(pos, fname, "table expected (" .. a[2] .. "), got " .. type(v), level)
+      end
+      if v.safety ~= nil then
+        local idx = jsonmod.message_index(a[2])
+        if idx and idx.by_json.safetySettings then
+          local ok, expanded = pcall(function() return require("gemini.safety").expand(v) end)
+          if not ok then argerr(pos, fname, tostring(expanded):gsub("^[^:]*:%d+: ", ""), level) end
+          v = expanded
+        end
+      end
+      body, body_pos = v, pos
+    elseif a[1] == "query" then
+      if v ~= nil and type(v) ~= "table" then argerr(pos, fname, "table expected, got " .. type(v), level) end
+      query, query_pos = v, pos
+    end
+  end
+
+  -- query parameters (and call options given in the query table)
+  local qlist = {}
+  local qvals = {}
+  if query then
+    local known, list = {}, {}
+    for _, q in ipairs(row.query or {}) do known[q[1]] = q[2]; list[#list + 1] = q[1] end
+    for k, v in pairs(query) do
+      if known[k] then
+        local s, want = query_value(known[k], v)
+        if not s then argerr(query_pos, fname, format("query parameter '%s' must be %s, got %s", k, want, type(v)),
+          level) end
+        qvals[k] = s
+      elseif CALL_OPTIONS[k] then
+        callopts = callopts or {}
+        if callopts[k] == nil then callopts[k] = v end
+      else
+        local s = type(k) == "string" and jsonmod.suggest(k, list)
+        argerr(query_pos, fname, format("unknown query parameter '%s'%s%s", tostring(k),
+          s and ("; did you mean '" .. s .. "'?") or "",
+          #list > 0 and (" (accepted: " .. table.concat(list, ", ") .. ")") or ""), level)
+      end
+    end
+  end
+  if row.derive_mask and qvals.updateMask == nil and body then
+    local mask = derive_mask(row.args[2][2], body)
+    if mask == "" then argerr(body_pos, fname, "nothing to update: the body has no updatable field", level) end
+    qvals.updateMask = mask
+  end
+  for _, q in ipairs(row.query or {}) do
+    if qvals[q[1]] ~= nil then qlist[#qlist + 1] = { q[1], qvals[q[1]] } end
+  end
+
+  if callopts then
+    for k, v in pairs(callopts) do
+      local spec = CALL_OPTIONS[k]
+      if not spec then
+        argerr(nargs + 1 + shift, fname, "unknown call option '" .. tostring(k) .. "' (timeout, retry, deadline)",
+          level)
+      end
+      if not check_type(v, spec) then
+        argerr(nargs + 1 + shift, fname, format("call option '%s' must be %s", k, spec:gsub("|", " or ")), level)
+      end
+    end
+  end
+
+  -- body
+  local payload
+  if body then
+    local exclude
+    for _, a in ipairs(row.args) do if a[1] == "body" then exclude = a.exclude; break end end
+    local ok, s = pcall(self.json.encode_message, self.json, (function()
+      for _, a in ipairs(row.args) do if a[1] == "body" then return a[2] end end
+    end)(), body, exclude)
+    if not ok then argerr(body_pos, fname, tostring(s), level) end
+    payload = s
+  end
+
+  req.name = name
+  req.method = row.verb
+  req.path = row.path:gsub("{name}", function() return name end)
+  req.query = qlist
+  req.body = payload
+  req.rpc = row.rpc
+  req.opts = callopts or {}
+  return req
+end
+
+---------------------------------------------------------------------------------------------------
+-- Send, drive, finish
+
+local function url_of(self, req)
+  return self.base_url .. req.path .. names.query(req.query)
+end
+
+local function redacted_headers(self, headers)
+  local out = {}
+  for i, h in ipairs(headers) do
+    local k = h:match("^([^:]+):")
+    local lk = k and k:lower()
+    if lk == "x-goog-api-key" or lk == "authorization" or lk == "proxy-authorization" then
+      out[i] = k .. ": [REDACTED]"
+    else
+      out[i] = errors.redact(h, self._secrets)
+    end
+  end
+  return out
+end
+
+local function start_transfer(self, req)
+  local headers = self._headers
+  if req.body then
+    headers = { unpack(self._headers) }
+    headers[#headers + 1] = "Content-Type: application/json"
+  end
+  req.attempts = req.attempts + 1
+  local spec = { method = req.method, url = url_of(self, req), headers = headers, body = req.body,
+                 timeout = req.opts.timeout }
+  if self.on_request then
+    self.on_request { method = req.method, url = errors.redact(spec.url, self._secrets), path = req.path,
+                      rpc = req.rpc, headers = redacted_headers(self, headers), body = req.body,
+                      attempt = req.attempts }
+  end
+  req.started_at = clock()
+  local id = self._core:start(spec)
+  req.id = id
+  self._reqs[id] = req
+  self._active = self._active + 1
+end
+
+local function launch(self, req)
+  if self._active >= self.max_in_flight then
+    self._queue[#self._queue + 1] = req
+  else
+    start_transfer(self, req)
+  end
+end
+
+local function limits_for(self, req)
+  local l = {}
+  for k, v in pairs(self.limits) do l[k] = v end
+  if req.opts.timeout then l.timeout = req.opts.timeout end
+  if req.opts.deadline then l.deadline = req.opts.deadline end
+  return l
+end
+
+--- Turns a completion of the C core into `result, err` for the request's row.
+local function outcome(self, req, c)
+  local info = { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
+  if c.error or c.kind then
+    return nil, errors.from_transport(c, info, self._secrets)
+  end
+  local status = c.status or 0
+  local decoded, derr
+  if c.body and c.body ~= "" then decoded, derr = self.json:decode(c.body) end
+  if status < 200 or status >= 300 then
+    return nil, errors.from_response(c, info, decoded, self._secrets)
+  end
+  local row = req.row
+  if row.output == "empty" then
+    if (c.body or "") ~= "" and decoded == nil then
+      return nil, errors.from_response(c, info, nil, self._secrets, "a body that is not valid JSON (" ..
+        tostring(derr) .. ")")
+    end
+    return true
+  end
+  if type(decoded) ~= "table" then
+    local why = decoded == nil and ("a body that is not valid JSON" .. (derr and (" (" .. derr .. ")") or ""))
+      or ("a JSON " .. type(decoded) .. " where an object was expected")
+    return nil, errors.from_response(c, info, nil, self._secrets, why)
+  end
+  if row.output == "operation" then
+    return operation_mod().from_wire(self, decoded)
+  elseif row.output == "ListOperationsResponse" then
+    local ops = {}
+    if type(decoded.operations) == "table" then
+      for i, o in ipairs(decoded.operations) do ops[i] = operation_mod().from_wire(self, o) end
+    end
+    return { operations = ops, nextPageToken = decoded.nextPageToken }
+  end
+  return self.json:decode_message(row.output, decoded)
+end
+
+local function finish(self, req, result, err)
+  req.finished = true
+  req.result, req.err = result, err
+  if err and req.attempts > 1 then err.attempts = req.attempts end
+  if req.callback then self._ready[#self._ready + 1] = req end
+end
+
+local function complete(self, req, c)
+  self._active = self._active - 1
+  local result, err = outcome(self, req, c)
+  if self.on_response then
+    self.on_response { method = req.method, path = req.path, rpc = req.rpc, status = c.status, kind = c.kind,
+                       headers = c.headers, body = c.body, err = err, attempt = req.attempts,
+                       total_time = c.total_time }
+  end
+  if err then
+    local retry = require("gemini.retry")
+    local policy = req.opts.retry
+    if policy == nil then policy = self.retry end
+    local deadline = req.opts.deadline or self.limits.deadline
+    local delay = policy and retry.decide(policy, req, err, deadline, clock())
+    if delay then
+      if self.on_retry then self.on_retry { attempt = req.attempts, delay = delay, err = err, rpc = req.rpc } end
+      req.retry_delays = req.retry_delays or {}
+      req.retry_delays[#req.retry_delays + 1] = delay
+      self._timers[#self._timers + 1] = { at = clock() + delay, req = req }
+      return
+    end
+  end
+  finish(self, req, result, err)
+end
+
+local function fill_slots(self)
+  while #self._queue > 0 and self._active < self.max_in_flight do
+    start_transfer(self, table.remove(self._queue, 1))
+  end
+end
+
+local function due_timers(self)
+  local now = clock()
+  local nextat
+  local i = 1
+  while i <= #self._timers do
+    local t = self._timers[i]
+    if t.req.cancelled then
+      table.remove(self._timers, i)
+    elseif t.at <= now then
+      table.remove(self._timers, i)
+      launch(self, t.req)
+    else
+      if not nextat or t.at < nextat then nextat = t.at end
+      i = i + 1
+    end
+  end
+  return nextat
+end
+
+--- One step of work: start due retries, wait at most `wait` seconds for activity, collect completions.
+-- @return number of requests not yet finished (in flight, queued or waiting to retry)
+function Client:_step(wait)
+  local nextat = due_timers(self)
+  fill_slots(self)
+  if nextat then
+    local left = nextat - clock()
+    if left < 0 then left = 0 end
+    if wait > left then wait = left end
+  end
+  if self._active > 0 then
+    self._core:perform(wait)
+  elseif nextat and wait > 0 then
+    sleep(wait)
+  end
+  local done = self._core:completions()
+  for _, c in ipairs(done) do
+    local req = self._reqs[c.id]
+    if req then
+      self._reqs[c.id] = nil
+      complete(self, req, c)
+    end
+  end
+  due_timers(self)
+  fill_slots(self)
+  return self._active + #self._queue + #self._timers
+end
+
+local function run_callbacks(self)
+  while #self._ready > 0 do
+    local req = table.remove(self._ready, 1)
+    local cb = req.callback
+    if cb and not req.cancelled then
+      local ok, e = xpcall(function() cb(req.result, req.err) end, debug.traceback)
+      if not ok then error(e, 0) end
+    end
+  end
+end
+
+--- Does whatever work is ready, runs due callbacks, and waits at most `timeout` seconds (0: never blocks).
+-- @param timeout seconds (default 0)
+-- @return number of requests still in flight
+function Client:poll(timeout)
+  check_open(self, 2)
+  timeout = timeout or 0
+  local n = self:_step(timeout)
+  run_callbacks(self)
+  return n
+end
+
+--- Polls until no request is left.
+function Client:run()
+  check_open(self, 2)
+  while true do
+    local n = self:_step(1)
+    run_callbacks(self)
+    if n == 0 and #self._ready == 0 then return end
+  end
+end
+
+--- Lets `seconds` pass, driving requests in flight meanwhile (their callbacks run at the next poll).
+function Client:_idle(seconds)
+  local stop = clock() + seconds
+  while true do
+    local left = stop - clock()
+    if left <= 0 then return end
+    if self._active > 0 or #self._timers > 0 or #self._queue > 0 then
+      self:_step(left)
+    else
+      sleep(left)
+    end
+  end
+end
+
+--- Drives the client until `req` is finished; returns its result, err.
+function Client:_await(req)
+  while not req.finished do
+    if self._closed then error("gemini: client is closed", 3) end
+    local left = self:_step(1)
+    if left == 0 and not req.finished then error("gemini: internal error: request lost", 3) end
+  end
+  return req.result, req.err
+end
+
+--- Sends a prepared record and returns the record (callback form) or the result (blocking form).
+function Client:_execute(req)
+  req.first_started_at = clock()
+  launch(self, req)
+  if req.callback then return req end
+  return self:_await(req)
+end
+
+--- The generic call: `client:call(method_id, ...)` with the arguments of that method.
+-- @param id client method name, e.g. "generate_text"
+-- @return result, or nil plus an error object (or a request handle with a callback)
+function Client:call(id, ...)
+  check_open(self, 2)
+  local row = methods.by_id[id]
+  if not row then error(format("bad argument #1 to 'call' (unknown method '%s')", tostring(id)), 2) end
+  local n = select("#", ...)
+  local req = prepare(self, row, id, { ... }, n, 0, 2)
+  local a, b = self:_execute(req)
+  return a, b
+end
+
+--- Internal entry for handles and iterators: like a method call with an argument-position shift.
+function Client:_invoke(id, fname, shift, level, argv, n)
+  check_open(self, level + 1)
+  local req = prepare(self, methods.by_id[id], fname, argv, n, shift, level + 1)
+  local a, b = self:_execute(req)
+  return a, b
+end
+
+--- Internal: prepares without sending (for iterators that validate eagerly).
+function Client:_prepare(id, fname, shift, level, argv, n)
+  check_open(self, level + 1)
+  return prepare(self, methods.by_id[id], fname, argv, n, shift, level + 1)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Request handles (callback form)
+
+--- Has the request finished (result or error available, callback possibly still due)?
+function Request:done() return self.finished == true end
+
+--- Drives the client until this request ends; returns its result, err.
+function Request:wait()
+  local a, b = self.client:_await(self)
+  if self.callback then
+    -- its callback runs at the next poll; waiting does not run it twice
+    self._waited = true
+  end
+  return a, b
+end
+
+--- Cancels the request: its callback gets `nil, err` with status CANCELLED.
+function Request:cancel()
+  if self.finished then return false end
+  local client = self.client
+  self.cancelled_by_user = true
+  if self.id and client._reqs[self.id] == self then
+    client._reqs[self.id] = nil
+    client._core:cancel(self.id)
+    client._active = client._active - 1
+  end
+  for i, q in ipairs(client._queue) do if q == self then table.remove(client._queue, i); break end end
+  for i, t in ipairs(client._timers) do if t.req == self then table.remove(client._timers, i); break end end
+  finish(client, self, nil, errors.new({ status = "CANCELLED", message = "request cancelled", method = self.method,
+    path = self.path, rpc = self.rpc, kind = "cancelled" }, client._secrets))
+  return true
+end
+
+function Request:__tostring()
+  return format("gemini.request (%s %s, %s)", tostring(self.method), tostring(self.path),
+    self.finished and "done" or "in flight")
+end
+
+---------------------------------------------------------------------------------------------------
+-- Methods from the rows
+
+for _, row in ipairs(methods.rows) do
+  local id = row.id
+  Client[id] = function(self, ...)
+    check_open(self, 2)
+    local n = select("#", ...)
+    local req = prepare(self, row, id, { ... }, n, 0, 2)
+    local a, b = self:_execute(req)
+    return a, b
+  end
+  if row.iterator then
+    Client[row.iterator] = function(self, ...)
+      check_open(self, 2)
+      local n = select("#", ...)
+      local req = prepare(self, row, row.iterator, { ... }, n, 0, 2)
+      return pager_mod().iterate(self, req)
+    end
+  end
+end
+
+--- An operation handle for an operation name (fetches it): same as `get_operation`.
+-- (get_operation itself comes from the rows and returns an operation handle.)
+
+--- A model handle: `client:model("text-bison-001").name == "models/text-bison-001"`.
+function Client:model(name) check_open(self, 2); return handles_mod().make(self, "model", name, 2) end
+--- A tuned model handle.
+function Client:tuned_model(name) check_open(self, 2); return handles_mod().make(self, "tuned_model", name, 2) end
+--- A corpus handle (for its permissions).
+function Client:corpus(name) check_open(self, 2); return handles_mod().make(self, "corpus", name, 2) end
+--- A permission handle (`tunedModels/*/permissions/*` or `corpora/*/permissions/*`).
+function Client:permission(name) check_open(self, 2); return handles_mod().make(self, "permission", name, 2) end
+
+return M

@@ -1,0 +1,219 @@
+--- The error object of lua-gemini, built from any failure, with secrets redacted.
+--
+-- A failure that comes from the network or the API is returned as `nil, err`, where `err` has:
+--
+--  * `code`: the HTTP status, or nil when no response came;
+--  * `status`: Google's canonical code (`NOT_FOUND`, `INVALID_ARGUMENT`, ...); transport failures
+--    give `UNAVAILABLE`, timeouts `DEADLINE_EXCEEDED`, an oversized reply `RESOURCE_EXHAUSTED`;
+--  * `message`: one human line (or Google's text);
+--  * `details`: the decoded `details` array of the Google error (or nil);
+--  * `reason`: from a `google.rpc.ErrorInfo` detail;
+--  * `retry_after`: seconds, from `google.rpc.RetryInfo` or the `Retry-After` header;
+--  * `method`, `path`: the HTTP method and URL path of the request (no query, never a key);
+--  * `kind`: the transport failure kind of the C core, when there was one; `attempts` when retried.
+--
+-- `tostring(err)` gives one line. Iterators raise this same object.
+-- @module gemini.errors
+
+local M = {}
+
+local type, tostring, tonumber, pairs, format = type, tostring, tonumber, pairs, string.format
+
+local Error = {}
+Error.__index = Error
+Error.__name = "gemini.error"
+M.Error = Error
+
+--- Canonical status for an HTTP code (as Google's front end maps them).
+M.http_status = {
+  [400] = "INVALID_ARGUMENT", [401] = "UNAUTHENTICATED", [403] = "PERMISSION_DENIED", [404] = "NOT_FOUND",
+  [409] = "ABORTED", [412] = "FAILED_PRECONDITION", [416] = "OUT_OF_RANGE", [429] = "RESOURCE_EXHAUSTED",
+  [499] = "CANCELLED", [500] = "INTERNAL", [501] = "UNIMPLEMENTED", [502] = "UNAVAILABLE",
+  [503] = "UNAVAILABLE", [504] = "DEADLINE_EXCEEDED",
+}
+
+--- Canonical status for a transport failure kind of the C core.
+M.kind_status = {
+  timeout = "DEADLINE_EXCEEDED", connect_timeout = "DEADLINE_EXCEEDED", stall = "DEADLINE_EXCEEDED",
+  deadline = "DEADLINE_EXCEEDED",
+  too_large = "RESOURCE_EXHAUSTED",
+  connect = "UNAVAILABLE", resolve = "UNAVAILABLE", tls = "UNAVAILABLE", send = "UNAVAILABLE",
+  recv = "UNAVAILABLE", proxy = "UNAVAILABLE", other = "UNAVAILABLE",
+  cancelled = "CANCELLED",
+}
+
+local function status_for_code(code)
+  if M.http_status[code] then return M.http_status[code] end
+  if code >= 500 then return "INTERNAL" end
+  if code >= 400 then return "FAILED_PRECONDITION" end
+  return "UNKNOWN"
+end
+M.status_for_code = status_for_code
+
+--- Is `v` an error object of this module?
+-- @param v any value
+-- @return boolean
+function M.is(v)
+  return getmetatable(v) == Error
+end
+
+local function plain(s)
+  return (s:gsub("([%^%$%(%)%%%.%[%]%*%+%-%?])", "%%%1"))
+end
+
+--- Replaces every secret (and obvious credential patterns) in `s` by `[REDACTED]`.
+-- @param s string
+-- @param secrets array of strings (keys, tokens) or nil
+-- @return string
+function M.redact(s, secrets)
+  if type(s) ~= "string" then return s end
+  if secrets then
+    for _, sec in ipairs(secrets) do
+      if type(sec) == "string" and #sec >= 1 then s = s:gsub(plain(sec), "[REDACTED]") end
+    end
+  end
+  s = s:gsub("([?&][Kk][Ee][Yy]=)[^&%s\"']+", "%1[REDACTED]")
+  s = s:gsub("([?&]access_token=)[^&%s\"']+", "%1[REDACTED]")
+  s = s:gsub("([Bb]earer )[%w%-%._~%+/=]+", "%1[REDACTED]")
+  s = s:gsub("([Xx]%-[Gg]oog%-[Aa]pi%-[Kk]ey:%s*)[^%s\"']+", "%1[REDACTED]")
+  return s
+end
+
+local function redact_deep(v, secrets, depth)
+  if type(v) == "string" then return M.redact(v, secrets) end
+  if type(v) ~= "table" or depth > 20 then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = redact_deep(x, secrets, depth + 1) end
+  return setmetatable(out, getmetatable(v))
+end
+
+--- Makes an error object from fields (see the module doc); strings are redacted with `secrets`.
+-- @param fields table
+-- @param secrets optional array of secret strings
+-- @return error object
+function M.new(fields, secrets)
+  local e = {}
+  for k, v in pairs(fields) do e[k] = v end
+  e.message = M.redact(e.message or e.status or "error", secrets)
+  if e.details then e.details = redact_deep(e.details, secrets, 0) end
+  if e.path then e.path = M.redact(e.path, secrets) end
+  return setmetatable(e, Error)
+end
+
+local function excerpt(body, n)
+  n = n or 120
+  local s = body:gsub("%s+", " "):gsub("[%z\1-\31\127]", "?")
+  s = s:gsub("^ ", "")
+  if #s > n then s = s:sub(1, n) .. "..." end
+  return s
+end
+M.excerpt = excerpt
+
+--- Seconds from a Duration string (`"53s"`, `"1.5s"`) or a number.
+-- @param d value
+-- @return number or nil
+function M.duration(d)
+  if type(d) == "number" then return d end
+  if type(d) ~= "string" then return nil end
+  local n = d:match("^%s*(%d+%.?%d*)s%s*$")
+  return n and tonumber(n) or nil
+end
+
+local function retry_after_header(h)
+  if type(h) ~= "string" then return nil end
+  local n = h:match("^%s*(%d+%.?%d*)%s*$")
+  return n and tonumber(n) or nil
+end
+
+--- Builds the error for an HTTP reply that is not a success, or a success whose body is unusable.
+-- @param resp completion table of the C core (`status`, `headers`, `body`)
+-- @param req `{ method =, path = }`
+-- @param decoded the decoded body if it was valid JSON (else nil)
+-- @param secrets array of secrets to redact
+-- @param why optional phrase for a 2xx body that could not be used
+-- @return error object
+function M.from_response(resp, req, decoded, secrets, why)
+  local code = resp.status
+  local headers = resp.headers or {}
+  local f = { code = code, method = req.method, path = req.path, rpc = req.rpc }
+  local ge = type(decoded) == "table" and type(decoded.error) == "table" and decoded.error or nil
+  if ge and code >= 300 then
+    f.status = type(ge.status) == "string" and ge.status or status_for_code(code)
+    f.message = type(ge.message) == "string" and ge.message or f.status
+    if type(ge.details) == "table" then
+      f.details = ge.details
+      for _, d in ipairs(ge.details) do
+        if type(d) == "table" then
+          local t = type(d["@type"]) == "string" and d["@type"] or ""
+          if t:match("google%.rpc%.ErrorInfo$") and type(d.reason) == "string" then f.reason = d.reason end
+          if t:match("google%.rpc%.RetryInfo$") then f.retry_after = M.duration(d.retryDelay) end
+        end
+      end
+    end
+  else
+    local body = type(resp.body) == "string" and resp.body or ""
+    local ctype = headers["content-type"] or ""
+    if code >= 300 then
+      f.status = status_for_code(code)
+      local what = ctype:find("html", 1, true) and "an HTML page" or
+        (body == "" and "an empty body" or "a body that is not a Google error")
+      f.message = format("HTTP %d with %s", code, what)
+    else
+      f.status = "UNKNOWN"
+      f.message = format("HTTP %d with %s", code, why or "a body that is not valid JSON")
+    end
+    if body ~= "" then f.message = f.message .. ": " .. excerpt(body) end
+    f.body_excerpt = excerpt(body)
+  end
+  if f.retry_after == nil then f.retry_after = retry_after_header(headers["retry-after"]) end
+  return M.new(f, secrets)
+end
+
+--- Builds the error for a transport failure (a C core completion with `error` and `kind`).
+-- @param c completion `{ error =, kind =, curl_code =, status = }`
+-- @param req `{ method =, path =, limits = { timeout =, connect_timeout =, stall_timeout =, max_response_bytes = } }`
+-- @param secrets array of secrets
+-- @return error object
+function M.from_transport(c, req, secrets)
+  local kind = c.kind or "other"
+  local limits = req.limits or {}
+  local msg
+  if kind == "timeout" then
+    msg = format("no complete reply within timeout = %s s", tostring(limits.timeout or "?"))
+  elseif kind == "connect_timeout" then
+    msg = format("could not connect within connect_timeout = %s s", tostring(limits.connect_timeout or "?"))
+  elseif kind == "stall" then
+    msg = format("no data moved for stall_timeout = %s s", tostring(limits.stall_timeout or "?"))
+  elseif kind == "deadline" then
+    msg = format("deadline = %s s exceeded", tostring(limits.deadline or "?"))
+  elseif kind == "too_large" then
+    msg = format("reply larger than max_response_bytes = %s", tostring(limits.max_response_bytes or "?"))
+  end
+  if msg then
+    if c.error and c.error ~= "" then msg = msg .. " (" .. tostring(c.error) .. ")" end
+  else
+    msg = (c.error and c.error ~= "") and tostring(c.error) or (kind .. " failure")
+  end
+  return M.new({
+    code = nil, http_status = c.status, status = M.kind_status[kind] or "UNAVAILABLE", message = msg,
+    kind = kind, curl_code = c.curl_code, method = req.method, path = req.path, rpc = req.rpc,
+  }, secrets)
+end
+
+--- One line: `gemini: STATUS (code) message [METHOD path]`.
+function Error:__tostring()
+  local parts = { "gemini: ", tostring(self.status or "UNKNOWN") }
+  if self.code then parts[#parts + 1] = " (" .. tostring(self.code) .. ")" end
+  if self.reason then parts[#parts + 1] = " " .. tostring(self.reason) end
+  parts[#parts + 1] = ": "
+  parts[#parts + 1] = (tostring(self.message or ""):gsub("[\r\n]+", " "))
+  if self.method and self.path then
+    parts[#parts + 1] = " [" .. tostring(self.method) .. " " .. tostring(self.path) .. "]"
+  end
+  if self.attempts and self.attempts > 1 then parts[#parts + 1] = " after " .. self.attempts .. " attempts" end
+  return table.concat(parts)
+end
+
+Error.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+return M
