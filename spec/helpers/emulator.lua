@@ -157,11 +157,13 @@ end
 
 --- Everything the emulator wrote on stderr so far (the --verbose log).
 function Emulator:stderr()
+  if self.stopped then return self.final_stderr or "" end
   return readfile(self.err_file) or ""
 end
 
 --- Everything the emulator wrote on stdout so far.
 function Emulator:stdout()
+  if self.stopped then return self.final_stdout or "" end
   return readfile(self.out_file) or ""
 end
 
@@ -191,7 +193,8 @@ function Emulator:exit_code(timeout)
   end
 end
 
---- Stop the emulator (SIGTERM, then SIGKILL after 5 s) and remove the temporary files. Idempotent.
+--- Stop the emulator (SIGTERM, then SIGKILL after 5 s) and remove the temporary files (stdout() and
+-- stderr() still return what it wrote). Idempotent.
 function Emulator:stop()
   if self.stopped then return end
   self.stopped = true
@@ -200,6 +203,7 @@ function Emulator:stop()
     if not self:wait_exit(5) then self:signal("KILL"); self:wait_exit(2) end
   end
   self:exit_code(2)
+  self.final_stdout, self.final_stderr = readfile(self.out_file) or "", readfile(self.err_file) or ""
   for _, f in ipairs({ self.out_file, self.err_file, self.pid_file, self.rc_file, self.tmp .. ".body",
                        self.tmp .. ".hdr", self.tmp .. ".resp", self.tmp .. ".cerr" }) do
     os.remove(f)
