@@ -4,9 +4,9 @@
  *
  *   host [--lua-dir DIR] [--script FILE] [--requests N] [--max-frames N] [--frame-ms N] BASE_URL
  *
- * 1. Opens a Lua state and registers the C core (src/*.c compiled into this program) as the module
+ * 1. Opens a Lua state and registers the C core (the src/ C files compiled into this program) as the module
  *    "gemini.core", so `require "gemini"` finds it without any shared library.
- * 2. Puts the Lua layer (lua/gemini/*.lua) on package.path and runs a script (examples/embed/game.lua)
+ * 2. Puts the Lua layer (the lua/gemini modules) on package.path and runs a script (examples/embed/game.lua)
  *    that creates a client and starts requests, each with a callback.
  * 3. Runs a frame loop: every frame calls client:poll(0), which never blocks, then "renders" by
  *    sleeping the rest of the frame. It stops when no request is in flight.
