@@ -1,0 +1,182 @@
+-- bench/gemini_bench.lua: contenders 1 and 2, lua-gemini blocking and non-blocking, plus the
+-- require-time, RSS and allocation cases.
+--
+--   lua5.4 bench/gemini_bench.lua --mode MODE [--url BASE_URL] [--ca FILE] [--n N] [--time S] [--conc C]
+-- MODE: probe     one blocking request, then whether the callback form works (prints version, callback=0|1)
+--       seq       blocking generate_text in a loop
+--       conc      callback form with C requests in flight (refilled from the callbacks), client:run()
+--       embed     blocking batch_embed_text of 100 texts (100 x 768 reply); --compact uses the C decoder
+--       rss       blocking requests; RSS (after a full GC) at 100 and at N requests
+--       alloc     (under bench/alloc_count) allocations per blocking request after a warm-up
+--       require   time of require(--module, default "gemini") in a fresh process
+-- Every loop is bounded by --n and --time. Prints one RESULT line (see bench/common.lua).
+local common = require("bench.common")
+local clock = common.clock
+
+local a = common.args(arg)
+local mode = a.mode or "seq"
+local n, max_time = tonumber(a.n or 1000), tonumber(a.time or 5)
+local MODEL, EMBED_MODEL = "models/text-bison-001", "models/embedding-gecko-001"
+
+if mode == "require" then
+  local name = a.module or "gemini"
+  local t0 = clock()
+  local ok, err = pcall(require, name)
+  local dt = clock() - t0
+  if not ok then common.fail(err) end
+  common.result{ n = 1, secs = dt }
+  return
+end
+
+local ok_req, gemini = pcall(require, "gemini")
+if not ok_req then common.fail("require 'gemini' failed: " .. tostring(gemini)) end
+if type(gemini) ~= "table" or type(gemini.new) ~= "function" then common.fail("gemini.new is missing") end
+
+local function new_client(extra)
+  local opts = { api_key = "bench-key", base_url = assert(a.url, "--url"), ca_file = a.ca }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local ok, c = pcall(gemini.new, opts)
+  if not ok then common.fail("gemini.new failed: " .. tostring(c)) end
+  return c
+end
+
+local function check_gen(res, err)
+  if not res then common.fail("generate_text failed: " .. tostring(err)) end
+  if type(res.candidates) ~= "table" or not res.candidates[1] then
+    common.fail("generate_text: unexpected result")
+  end
+end
+
+local function gen_body() return { prompt = { text = "hi" } } end
+
+local texts = {}
+for i = 1, 100 do texts[i] = "benchmark text number " .. i .. ": the quick brown fox jumps over the lazy dog" end
+
+if mode == "probe" then
+  local client = new_client()
+  local ok, res, err = pcall(client.generate_text, client, MODEL, gen_body())
+  if not ok then common.fail("generate_text raised: " .. tostring(res)) end
+  check_gen(res, err)
+  local out = { n = 1, secs = 0, version = tostring(gemini.VERSION), callback = 0 }
+  local got
+  local ok2, e2 = pcall(function()
+    local h = client:generate_text(MODEL, gen_body(), function(r, e) got = { r, e } end)
+    if h == nil then error("the callback form returned no request handle") end
+    local deadline = clock() + 10
+    while not got and clock() < deadline do client:poll(0.1) end
+  end)
+  if ok2 and got and got[1] and type(got[1].candidates) == "table" then
+    out.callback = 1
+  else
+    out.why = ok2 and ("callback result: " .. tostring(got and (got[2] or "no candidates") or "never called"))
+      or tostring(e2):sub(1, 120)
+  end
+  common.result(out)
+  return
+end
+
+if mode == "seq" or mode == "rss" or mode == "alloc" then
+  local client = new_client()
+  local res, err = client:generate_text(MODEL, gen_body()) -- warm-up: connect, TLS
+  check_gen(res, err)
+  if mode == "alloc" then
+    local ac = require("alloc_count")
+    for _ = 1, 100 do client:generate_text(MODEL, gen_body()) end
+    collectgarbage("collect")
+    ac.reset()
+    local t0 = clock()
+    for _ = 1, n do
+      res, err = client:generate_text(MODEL, gen_body())
+      if not res then common.fail(err) end
+    end
+    local dt = clock() - t0
+    local s = ac.stats()
+    common.result{ n = n, secs = dt, lua_allocs = s.lua_allocs / n, lua_bytes = s.lua_bytes / n,
+                   lua_resizes = s.lua_resizes / n, c_allocs = s.c_allocs / n, c_bytes = s.c_bytes / n }
+    return
+  end
+  local done, t0, elapsed, rss100 = 0, clock(), 0, nil
+  while done < n do
+    res, err = client:generate_text(MODEL, gen_body())
+    if not res then common.fail("generate_text failed: " .. tostring(err)) end
+    done = done + 1
+    if mode == "rss" and done == 100 then
+      collectgarbage("collect")
+      rss100 = common.rss_kib()
+    end
+    elapsed = clock() - t0
+    if elapsed >= max_time then break end
+  end
+  if mode == "rss" then
+    collectgarbage("collect")
+    local rss_end = common.rss_kib()
+    common.result{ n = done, secs = elapsed, rss100_kib = rss100 or -1, rss_end_kib = rss_end,
+                   growth_kib = rss_end - (rss100 or rss_end), lua_kib = collectgarbage("count") }
+  else
+    check_gen(res, err)
+    common.result{ n = done, secs = elapsed }
+  end
+  return
+end
+
+if mode == "conc" then
+  local conc = tonumber(a.conc or 8)
+  local client = new_client{ max_in_flight = conc }
+  local started, done, failed = 0, 0, nil
+  local t0 = clock()
+  local stop_at = math.huge
+  local start
+  local function on_done(res, err)
+    if not res then failed = failed or tostring(err); return end
+    done = done + 1
+    if started < n and clock() < stop_at then start() end
+  end
+  start = function()
+    started = started + 1
+    client:generate_text(MODEL, gen_body(), on_done)
+  end
+  -- warm-up: one round at full width (opens the connections, TLS, HTTP/2 settings)
+  local wn = n
+  n = conc
+  for _ = 1, conc do start() end
+  client:run()
+  if failed then common.fail("warm-up failed: " .. failed) end
+  n, started, done = wn, 0, 0
+  t0 = clock()
+  stop_at = t0 + max_time
+  for _ = 1, math.min(conc, n) do start() end
+  client:run()
+  local elapsed = clock() - t0
+  if failed then common.fail("a request failed: " .. failed) end
+  common.result{ n = done, secs = elapsed, conc = conc }
+  return
+end
+
+if mode == "embed" then
+  local client = new_client()
+  local opts = a.compact and { compact = true } or nil
+  local function one()
+    local res, err
+    if opts then
+      res, err = client:batch_embed_text(EMBED_MODEL, { texts = texts }, opts)
+    else
+      res, err = client:batch_embed_text(EMBED_MODEL, { texts = texts })
+    end
+    if not res then common.fail("batch_embed_text failed: " .. tostring(err)) end
+    local e = res.embeddings
+    if #e ~= 100 or #(e[1].value) ~= 768 then common.fail("batch_embed_text: unexpected shape") end
+    return res
+  end
+  one()
+  local done, t0, elapsed = 0, clock(), 0
+  while done < n do
+    one()
+    done = done + 1
+    elapsed = clock() - t0
+    if elapsed >= max_time then break end
+  end
+  common.result{ n = done, secs = elapsed }
+  return
+end
+
+common.fail("unknown --mode " .. tostring(mode))
