@@ -107,7 +107,14 @@ local function encode(v, indent, out)
     if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
     elseif math.type and math.type(v) == "integer" then out[#out + 1] = ("%d"):format(v)
     elseif v == math.floor(v) and math.abs(v) < 1e15 then out[#out + 1] = ("%d"):format(v)
-    else out[#out + 1] = ("%.17g"):format(v) end
+    else
+      local text
+      for digits = 15, 17 do
+        text = ("%." .. digits .. "g"):format(v)
+        if tonumber(text) == v then break end
+      end
+      out[#out + 1] = text
+    end
   elseif t == "boolean" then
     out[#out + 1] = tostring(v)
   else
@@ -391,7 +398,6 @@ function Cmd.chat(ctx, args)
   if interactive then
     env.stderr:write("Chatting with " .. model .. ". /undo /tokens /history /reset /quit; end with Ctrl-D.\n")
   end
-  local status = EXIT.OK
   while true do
     if interactive then env.stdout:write("you> "); env.stdout:flush() end
     local line = env.stdin:read("*l")
@@ -414,14 +420,14 @@ function Cmd.chat(ctx, args)
         if ctx.json then ctx.print(M.to_json(session.last_response))
         else ctx.print((interactive and "model> " or "") .. reply) end
       elseif type(err) == "table" and err.status == "BLOCKED" then
+        -- a blocked reply is reported and the conversation goes on (it is not in the history)
         ctx.env.stderr:write("gemini: " .. one_line(tostring(err)) .. "\n")
-        status = EXIT.BLOCKED
       else
         fail(exit_for(err), tostring(err))
       end
     end
   end
-  return status
+  return EXIT.OK
 end
 
 local function load_data(opts)
@@ -631,7 +637,7 @@ function M.main(argv, env)
   for i = 1, #(argv or {}) do args[i] = argv[i] end
 
   local function report(code, msg)
-    env.stderr:write("gemini: " .. one_line(msg) .. "\n")
+    env.stderr:write("gemini: " .. one_line(msg):gsub("^gemini: ", "") .. "\n")
     return code
   end
 
