@@ -1,0 +1,95 @@
+-- Models through the flat API and through model handles, against the emulator over HTTP.
+local emulator = require("spec.helpers.emulator")
+local gemini = require("gemini")
+
+describe("client models", function()
+  local emu, client
+
+  local function journal()
+    local _, j = emu:control("GET", "/emulator/v1/requests")
+    return j
+  end
+
+  setup(function()
+    emu = emulator.start { "--api-key", "k1=alice@example.com" }
+    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
+  end)
+  teardown(function()
+    client:close()
+    emu:stop()
+  end)
+  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+
+  it("list_models returns one decoded page and sends the key only in x-goog-api-key", function()
+    local page, err = client:list_models { pageSize = 2 }
+    assert.is_nil(err)
+    assert.equal(2, #page.models)
+    assert.equal("models/chat-bison-001", page.models[1].name)
+    assert.is_string(page.nextPageToken)
+    local req = journal()[1]
+    assert.equal("GET", req.method)
+    assert.equal("/v1beta3/models", req.path)
+    assert.equal("pageSize=2", req.query)
+    assert.equal("k1", req.headers["x-goog-api-key"])
+    assert.equal("", req.body)
+    assert.matches("^lua%-gemini/" .. gemini.VERSION:gsub("%.", "%%.") .. " libcurl/", req.headers["user-agent"])
+  end)
+
+  it("list_models without arguments sends no query", function()
+    local page = assert(client:list_models())
+    assert.is_true(#page.models >= 3)
+    assert.equal("", journal()[1].query)
+  end)
+
+  it("get_model decodes integers and floats and expands a short name", function()
+    local m, err = client:get_model("text-bison-001")
+    assert.is_nil(err)
+    assert.equal("models/text-bison-001", m.name)
+    assert.equal(8196, m.inputTokenLimit)
+    assert.equal(1024, m.outputTokenLimit)
+    if math.type then
+      assert.equal("integer", math.type(m.inputTokenLimit))
+      assert.equal("integer", math.type(m.topK))
+    end
+    assert.equal(40, m.topK)
+    assert.is_true(math.abs(m.temperature - 0.7) < 1e-6)
+    assert.same({ "generateText", "countTextTokens", "createTunedTextModel" }, m.supportedGenerationMethods)
+    assert.equal("/v1beta3/models/text-bison-001", journal()[1].path)
+    local full = assert(client:get_model("models/chat-bison-001"))
+    assert.equal("models/chat-bison-001", full.name)
+  end)
+
+  it("models iterates over every model across pages", function()
+    local seen = {}
+    for m in client:models { pageSize = 1 } do seen[#seen + 1] = m.name end
+    local all = assert(client:list_models { pageSize = 1000 })
+    assert.equal(#all.models, #seen)
+    for i, m in ipairs(all.models) do assert.equal(m.name, seen[i]) end
+    -- one request per page (plus the list above)
+    assert.equal(#seen + 1, #journal())
+  end)
+
+  it("get_model of an unknown model returns NOT_FOUND", function()
+    local m, err = client:get_model("no-such-model")
+    assert.is_nil(m)
+    assert.equal(404, err.code)
+    assert.equal("NOT_FOUND", err.status)
+    assert.equal("GET", err.method)
+    assert.equal("/v1beta3/models/no-such-model", err.path)
+  end)
+
+  describe("model handle", function()
+    it("has the full name and gets the model", function()
+      local h = client:model("text-bison-001")
+      assert.equal("models/text-bison-001", h.name)
+      assert.equal("gemini.model(models/text-bison-001)", tostring(h))
+      local m = assert(h:get())
+      assert.equal("models/text-bison-001", m.name)
+      assert.equal(8196, m.inputTokenLimit)
+    end)
+
+    it("refuses a name of another collection", function()
+      assert.has_error(function() client:model("tunedModels/x") end)
+    end)
+  end)
+end)
