@@ -681,10 +681,7 @@ function M.main(argv, env)
     end
     local cmd = cmd_index and args[cmd_index]
     if gopts.help or cmd == "help" or not cmd then
-      if not cmd and not gopts.help then
-        env.stderr:write(M.USAGE)
-        return EXIT.USAGE
-      end
+      if not cmd and not gopts.help then usage_error("missing COMMAND (see gemini --help)") end
       env.stdout:write(M.USAGE)
       return EXIT.OK
     end
