@@ -25,7 +25,7 @@ The control API for tests lives under /emulator/v1/ (see docs/emulator.md).
 SIGTERM and SIGINT stop it cleanly.
 ]]
 
---- The identity of a key given without an email.
+--- The identity of a key given without an email (the app's default identity when it names one).
 M.DEFAULT_EMAIL = "user@example.com"
 
 local function nonneg_int(name, v)
@@ -83,7 +83,7 @@ function M.parse(args)
       v = value()
       if not v or v == "" then return nil, "--api-key needs KEY or KEY=EMAIL" end
       local key, email = v:match("^([^=]+)=(.+)$")
-      if not key then key, email = v, M.DEFAULT_EMAIL end
+      if not key then key, email = v, false end
       if key:find("^%s*$") or v:sub(1, 1) == "=" then return nil, "--api-key needs a non-empty KEY" end
       o.api_keys = o.api_keys or {}
       o.api_keys[key] = email
@@ -120,6 +120,11 @@ function M.main(args)
   local App = require "gemini.emulator.app"
   local Server = require "gemini.emulator.server"
 
+  if o.api_keys then
+    for k, email in pairs(o.api_keys) do
+      if not email then o.api_keys[k] = App.DEFAULT_IDENTITY or M.DEFAULT_EMAIL end
+    end
+  end
   local app = App.new{
     api_keys = o.api_keys, tuning_step_ms = o.tuning_step_ms, seed = o.seed,
     now = function()
