@@ -33,7 +33,8 @@ ok, msg = pcall(client.model, client, "models/../../etc")
 print("   raised: " .. tostring(ok == false) .. ": " .. tostring(msg):gsub("^[^:]*:%d+: ", ""))
 
 -- 4. Network failures have no HTTP code; their status says what to do (retry UNAVAILABLE later).
-local offline = gemini.new{ base_url = "http://127.0.0.1:9", api_key = "k", connect_timeout = 2 }
+-- The client retries such failures by itself (with backoff) unless told not to, as here.
+local offline = gemini.new{ base_url = "http://127.0.0.1:9", api_key = "k", connect_timeout = 2, retry = false }
 local _, neterr = offline:get_model("models/text-bison-001")
 print("4. code = " .. tostring(neterr.code) .. ", status = " .. neterr.status)
 offline:close()
