@@ -45,7 +45,7 @@ end
 -- os.execute's result as (ok, code) on every Lua version.
 local function execute(cmd)
   local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0, a end
+  if type(a) == "number" then return a == 0, a >= 256 and math.floor(a / 256) or a end  -- 5.1: wait status
   return a == true, c or (a and 0 or 1)
 end
 
@@ -73,7 +73,8 @@ end
 
 --- Start an emulator. Array items are extra command line arguments; named options:
 -- `latency`, `tuning_step_ms`, `seed`, `host`, `port` (default 0), `verbose` (boolean),
--- `lua` (interpreter, default "lua5.4"), `timeout` (seconds to wait for the listening line, default 10).
+-- `lua` (interpreter, default $GEMINI_EMULATOR_LUA or "lua5.4"), `timeout` (seconds to wait for the
+-- listening line, default 10).
 -- @param opts table
 -- @return emulator object
 function M.start(opts)
@@ -104,7 +105,8 @@ function M.start(opts)
       .. " kill $E 2>/dev/null ) </dev/null >/dev/null 2>&1 &"
   end
   -- a subshell runs the emulator in the background, records its pid, then waits for its exit status
-  local cmd = "cd " .. shquote(root) .. " && ( " .. shquote(opts.lua or "lua5.4") .. " bin/gemini-emulator "
+  local lua = opts.lua or os.getenv("GEMINI_EMULATOR_LUA") or "lua5.4"
+  local cmd = "cd " .. shquote(root) .. " && ( " .. shquote(lua) .. " bin/gemini-emulator "
     .. table.concat(quoted, " ") .. " </dev/null >" .. shquote(self.out_file) .. " 2>" .. shquote(self.err_file)
     .. " & E=$!; echo $E >" .. shquote(self.pid_file .. ".tmp") .. "; mv " .. shquote(self.pid_file .. ".tmp")
     .. " " .. shquote(self.pid_file) .. ";" .. watchdog
