@@ -88,29 +88,29 @@ local function finish(list, where)
 end
 
 --- A Dataset from Lua values.
--- @tparam table pairs a list whose items are `{ "input", "output" }`, `{ input =, output = }` or
+-- @tparam table list_ a list whose items are `{ "input", "output" }`, `{ input =, output = }` or
 --   `{ textInput =, output = }` (also `text_input`); or a map `{ [input] = output }` (sorted by input)
 -- @tparam[opt] table opts `max_input_chars`, `max_output_chars`
 -- @treturn[1] table the Dataset
 -- @treturn[2] nil
 -- @treturn[2] string `"example N: empty output"` and the like
-function M.from_pairs(pairs_, opts)
-  if type(pairs_) ~= "table" then argerror(1, "from_pairs", "table", pairs_) end
+function M.from_pairs(list_, opts)
+  if type(list_) ~= "table" then argerror(1, "from_pairs", "table", list_) end
   opts = opts or {}
   local max_in, max_out = limits(opts)
   local list = {}
-  if pairs_[1] == nil and next(pairs_) ~= nil then
+  if list_[1] == nil and next(list_) ~= nil then
     local keys = {}
-    for k in pairs(pairs_) do keys[#keys + 1] = k end
+    for k in pairs(list_) do keys[#keys + 1] = k end
     table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
     for _, k in ipairs(keys) do
-      local err = check(k, pairs_[k], max_in, max_out)
+      local err = check(k, list_[k], max_in, max_out)
       if err then return nil, ("example %q: %s"):format(tostring(k), err) end
-      list[#list + 1] = { textInput = k, output = pairs_[k] }
+      list[#list + 1] = { textInput = k, output = list_[k] }
     end
     return finish(list, "pairs")
   end
-  for i, p in ipairs(pairs_) do
+  for i, p in ipairs(list_) do
     if type(p) ~= "table" then return nil, ("example %d: expected a table, got %s"):format(i, type(p)) end
     local input, output
     if p[1] ~= nil or p[2] ~= nil then
