@@ -47,6 +47,18 @@ function M.new(opts)
   return self
 end
 
+-- Run fn(...) protected: a bug in the server must cost one connection, never the process.
+local unpack = table.unpack or unpack  -- luacheck: ignore 143
+
+local function guard(conn_ref, server, fn, ...)
+  local n, args = select("#", ...), { ... }
+  local ok, err = xpcall(function() return fn(unpack(args, 1, n)) end, debug.traceback)
+  if not ok then
+    io.stderr:write("gemini-emulator: internal error: ", tostring(err), "\n")
+    if conn_ref and not conn_ref.closed then pcall(server.close_conn, server, conn_ref) end
+  end
+end
+
 local function now_ms()
   return uv.hrtime() / 1e6
 end
@@ -99,17 +111,21 @@ function Server:on_connection()
   s.connections = s.connections + 1
   s.total_connections = s.total_connections + 1
   tcp:read_start(function(err, data)
-    if conn.closed then return end
-    if err or not data then
-      conn.eof = true
-      if conn.lingering then return self:close_conn(conn) end
-      if not conn.busy then self:process(conn) end
-      return
-    end
-    if conn.lingering then return end   -- discarding after an error reply
-    conn.parser:feed(data)
-    if not conn.busy then self:process(conn) end
+    guard(conn, self, self.on_read, self, conn, err, data)
   end)
+end
+
+function Server:on_read(conn, err, data)
+  if conn.closed then return end
+  if err or not data then
+    conn.eof = true
+    if conn.lingering then return self:close_conn(conn) end
+    if not conn.busy then self:process(conn) end
+    return
+  end
+  if conn.lingering then return end   -- discarding after an error reply
+  conn.parser:feed(data)
+  if not conn.busy then self:process(conn) end
 end
 
 function Server:close_conn(conn, reset)
@@ -256,14 +272,14 @@ function Server:call_app(req)
 end
 
 -- After `ms` milliseconds (now when 0) run fn, unless the connection closed meanwhile.
-local function after(conn, ms, fn)
+function Server:after(conn, ms, fn)
   if ms <= 0 then return fn() end
   local t = uv.new_timer()
   conn.timer = t
   t:start(ms, 0, function()
     t:close()
     if conn.timer == t then conn.timer = nil end
-    if not conn.closed then fn() end
+    if not conn.closed then guard(conn, self, fn) end
   end)
 end
 
@@ -302,43 +318,43 @@ function Server:dispatch(conn, req)
 
   if not rule then
     local resp = real()
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   end
   local action = rule.action
   if action == "error" then
     local resp = faults_mod.error_response(rule)
     entry.status = resp.status
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "invalid_json" then
     local resp = faults_mod.invalid_json_response(rule)
     entry.status = resp.status
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "html" then
     local resp = faults_mod.html_response(rule)
     entry.status = resp.status
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "delay" then
-    return after(conn, (rule.delayMs or 1000) + latency, function()
+    return self:after(conn, (rule.delayMs or 1000) + latency, function()
       self:send(conn, req, real(), opts)
     end)
   elseif action == "reset" then
     if rule.bytes == nil then
-      return after(conn, latency, function()
+      return self:after(conn, latency, function()
         self:log_request(req, nil, started, opts.note)
         self:close_conn(conn, true)
       end)
     end
     local resp = real()
     opts.cut, opts.reset = rule.bytes, true
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "truncate" then
     local resp = real()
     opts.cut = rule.bytes or floor(#(resp.body or "") / 2)
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "drip" then
     local resp = real()
     opts.drip_bytes, opts.drip_ms = rule.dripBytes or 16, rule.dripIntervalMs or 50
-    return after(conn, latency, function() self:send(conn, req, resp, opts) end)
+    return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   end
 end
 
@@ -368,7 +384,7 @@ function Server:send(conn, req, resp, opts)
     self:process(conn)
   end
   if opts.cut then
-    conn.tcp:write({ head, body:sub(1, opts.cut) }, function() done() end)
+    conn.tcp:write({ head, body:sub(1, opts.cut) }, function() guard(conn, self, done) end)
   elseif opts.drip_bytes and #body > 0 then
     conn.tcp:write(head)
     local pos, step = 1, opts.drip_bytes
@@ -382,15 +398,17 @@ function Server:send(conn, req, resp, opts)
       if last then
         t:stop(); t:close()
         if conn.timer == t then conn.timer = nil end
-        conn.tcp:write(chunk, function() done() end)
+        conn.tcp:write(chunk, function() guard(conn, self, done) end)
       else
         conn.tcp:write(chunk)
       end
     end
     piece()
-    if not t:is_closing() then t:start(opts.drip_ms, opts.drip_ms, piece) end
+    if not t:is_closing() then
+      t:start(opts.drip_ms, opts.drip_ms, function() guard(conn, self, piece) end)
+    end
   else
-    conn.tcp:write({ head, body }, function() done() end)
+    conn.tcp:write({ head, body }, function() guard(conn, self, done) end)
   end
 end
 
