@@ -6,7 +6,7 @@
 -- Kinds and methods:
 --
 --  * model: `get, generate_text, generate_message, count_message_tokens, count_text_tokens, embed_text,
---    batch_embed_text`
+--    batch_embed_text`, and `chat{...}` (a `gemini.chat` session)
 --  * tuned_model: `get, update, delete, transfer_ownership, generate_text, create_permission,
 --    list_permissions, permissions, permission(id), operations, list_operations`
 --  * corpus: `create_permission, list_permissions, permissions, permission(id)`
@@ -76,6 +76,13 @@ local function build_methods(kind, spec)
       end
     end
   end
+  if kind == "model" or kind == "tuned_model" then
+    --- A chat session on this model (see `gemini.chat`): `client:model("chat-bison-001"):chat{ context = ... }`.
+    mt.chat = function(h, opts)
+      check_handle(h, kind, "chat")
+      return require("gemini.chat").new(h, opts)
+    end
+  end
   if spec.sub_permission then
     --- A permission handle under this resource: `h:permission("123")` or the full name.
     mt.permission = function(h, id)
@@ -95,6 +102,13 @@ local function build_methods(kind, spec)
         end
       end
       return M.make(h.client, "permission", full, 1)
+    end
+  end
+  if kind == "model" then
+    --- A chat session on this model (see `gemini.chat`): `model:chat{ context =, examples =, temperature = }`.
+    mt.chat = function(h, opts)
+      check_handle(h, kind, "chat")
+      return require("gemini.chat").new(h, opts)
     end
   end
   return mt
