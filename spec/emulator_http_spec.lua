@@ -347,3 +347,80 @@ describe("emulator process", function()
     emu:stop()
   end)
 end)
+
+describe("emulator HTTP parser", function()
+  local http = require "gemini.emulator.http"
+
+  local function events(p)
+    local out = {}
+    local ev = p:next()
+    while ev do
+      out[#out + 1] = ev
+      ev = p:next()
+    end
+    return out
+  end
+
+  local two = "POST /v1beta3/models/a%3AgenerateText?key=x&alt=json HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+    .. "X-Multi: a\r\nX-Multi: b\r\n\r\nhello"
+    .. "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
+
+  it("gives the same requests whether fed at once or a byte at a time", function()
+    for _, step in ipairs({ #two, 1, 2, 7 }) do
+      local p = http.new_parser()
+      for i = 1, #two, step do p:feed(two:sub(i, i + step - 1)) end
+      local evs = events(p)
+      assert.equal(2, #evs)
+      assert.equal("POST", evs[1].method)
+      assert.equal("/v1beta3/models/a:generateText", evs[1].path)
+      assert.equal("/v1beta3/models/a%3AgenerateText", evs[1].raw_path)
+      assert.equal("key=x&alt=json", evs[1].query)
+      assert.equal("a, b", evs[1].headers["x-multi"])
+      assert.equal("hello", evs[1].body)
+      assert.is_true(evs[1].keep_alive)
+      assert.equal("/b", evs[2].path)
+      assert.equal("abcde", evs[2].body)
+      assert.is_false(p:partial())
+    end
+  end)
+
+  it("keeps %2F encoded in the path", function()
+    local p = http.new_parser()
+    p:feed("GET /v1beta3/models%2Fx HTTP/1.1\r\n\r\n")
+    assert.equal("/v1beta3/models%2Fx", events(p)[1].path)
+  end)
+
+  it("queues a continue event before the body of an Expect: 100-continue request", function()
+    local p = http.new_parser()
+    p:feed("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    assert.same({ { type = "continue" } }, events(p))
+    assert.is_true(p:partial())
+    p:feed("ok")
+    local evs = events(p)
+    assert.equal(1, #evs)
+    assert.equal("ok", evs[1].body)
+  end)
+
+  it("accepts a body of exactly the limit and refuses one byte more", function()
+    local p = http.new_parser({ max_body = 100 })
+    p:feed("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+    for _ = 1, 10 do p:feed(string.rep("x", 10)) end
+    assert.equal(string.rep("x", 100), events(p)[1].body)
+    p = http.new_parser({ max_body = 100 })
+    p:feed("POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
+    assert.same({ { type = "error", status = 413, message = "request body too large" } }, events(p))
+    p = http.new_parser({ max_body = 100 })
+    p:feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" .. string.rep("x", 50) .. "\r\n33\r\n")
+    assert.same({ { type = "error", status = 413, message = "request body too large" } }, events(p))
+  end)
+
+  it("serialises a response with Content-Length, Date and Connection", function()
+    local s = http.serialize({ status = 429, headers = { ["Retry-After"] = "2" }, body = "{}" }, { close = true })
+    assert.truthy(s:match("^HTTP/1%.1 429 Too Many Requests\r\n"))
+    assert.truthy(s:find("\r\nRetry-After: 2\r\n", 1, true))
+    assert.truthy(s:find("\r\nContent-Length: 2\r\n", 1, true))
+    assert.truthy(s:find("\r\nConnection: close\r\n", 1, true))
+    assert.truthy(s:match("\r\nDate: %a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT\r\n"))
+    assert.equal("\r\n\r\n{}", s:sub(-6))
+  end)
+end)
