@@ -106,7 +106,9 @@ describe("chat sessions", function()
     local chat = new_chat{ context = "ctx" }
     assert(chat:send("How many tokens is this conversation?"))
     local n = assert(chat:count_tokens())
-    assert.are.equal("integer", math.type(n))
+    assert.is_number(n)
+    assert.are.equal(math.floor(n), n)
+    if math.type then assert.are.equal("integer", math.type(n)) end
     local direct = assert(client:count_message_tokens("models/chat-bison-001", { prompt = chat:prompt() }))
     assert.are.equal(direct.tokenCount, n)
     assert(chat:send("And now?"))
