@@ -227,3 +227,73 @@ describe("emulator request validation", function()
     end)
   end)
 end)
+
+describe("emulator JSON codec (in process)", function()
+  local json = require "gemini.emulator.json"
+  local status = require "gemini.emulator.status"
+
+  it("tells objects from arrays and keeps key order, number literals and duplicate keys", function()
+    local v = assert(json.decode('{"b": {}, "a": [], "n": 1.0, "i": 7, "b": [1]}'))
+    assert.is_true(json.is_object(v))
+    assert.is_true(json.is_array(v.a))
+    assert.same({ "b", "a", "n", "i" }, json.keys(v))
+    assert.equal("1.0", json.literal(v, "n"))
+    assert.equal("7", json.literal(v, "i"))
+    assert.same({ "b" }, json.duplicates(v))
+    assert.is_true(json.is_array(v.b))
+    assert.equal(json.null, json.decode('[null]')[1])
+    assert.equal("\226\130\172\240\159\152\128\n", json.decode('"\\u20ac\\ud83d\\ude00\\n"'))
+  end)
+
+  it("reports errors like protobuf's stream parser", function()
+    local _, e = json.decode('{"a" 1}')
+    assert.equal('Expected : between key:value pair.\n{"a" 1}\n     ^', e)
+    _, e = json.decode("[1,]")
+    assert.equal("Expected a value.\n[1,]\n   ^", e)
+    _, e = json.decode('"abc')
+    assert.truthy(e:find("^Closing quote expected in string%."))
+    _, e = json.decode("{} x")
+    assert.truthy(e:find("^Parsing terminated before end of input%."))
+    _, e = json.decode('"\\x"')
+    assert.truthy(e:find("^Invalid escape sequence%."))
+    assert.is_nil((json.decode("01")))
+  end)
+
+  it("encodes ordered objects pretty-printed like Google, with escapes and float32 printing", function()
+    local o = json.object("z", 1, "a", json.array{ json.f32(0.7), json.f32(2.48718451) }, "e", json.object(),
+      "l", json.array(), "s", "tab\t\"q\" \1 é")
+    assert.equal('{\n  "z": 1,\n  "a": [\n    0.7,\n    2.4871845\n  ],\n  "e": {},\n  "l": [],\n' ..
+      '  "s": "tab\\t\\"q\\" \\u0001 é"\n}', json.encode(o, { pretty = true }))
+    assert.equal('{"z":1,"a":[0.7,2.4871845],"e":{},"l":[],"s":"tab\\t\\"q\\" \\u0001 é"}', json.encode(o))
+    assert.equal("0.1", json.number(json.f32(0.1)))
+    assert.equal("-1.1145603e-06", json.number(json.f32(-1.1145603e-06)))
+    assert.equal("0.30000000000000004", json.number(0.1 + 0.2))
+  end)
+
+  it("decodes a 10 MiB body", function()
+    local parts = {}
+    for i = 1, 200000 do
+      parts[i] = string.format("%q", "text number " .. i .. " with some words to fill the space up")
+    end
+    local body = '{"texts":[' .. table.concat(parts, ",") .. ']}'
+    assert.is_true(#body > 10 * 1024 * 1024)
+    local v = assert(json.decode(body))
+    assert.equal(200000, #v.texts)
+    assert.equal("text number 200000 with some words to fill the space up", v.texts[200000])
+  end)
+
+  it("builds Google's error envelope with details omitted when empty", function()
+    local r = status.error_response("NOT_FOUND", "gone")
+    assert.equal(404, r.status)
+    assert.equal("application/json; charset=UTF-8", r.headers["Content-Type"])
+    assert.equal('{\n  "error": {\n    "code": 404,\n    "message": "gone",\n    "status": "NOT_FOUND"\n  }\n}\n',
+      r.body)
+    local r2 = status.error_response("RESOURCE_EXHAUSTED", "slow down", { status.retry_info(2) })
+    assert.equal(429, r2.status)
+    assert.truthy(r2.body:find('"@type": "type.googleapis.com/google.rpc.RetryInfo",\n        "retryDelay": "2s"', 1,
+      true))
+    assert.equal(413, status.error_response("INVALID_ARGUMENT", "too big", nil, 413).status)
+    assert.equal(400, status.to_http("FAILED_PRECONDITION"))
+    assert.equal(9, status.codes.FAILED_PRECONDITION)
+  end)
+end)
