@@ -275,6 +275,21 @@ describe("bin/gemini", function()
       assert.are.equal(100, view.metadata.completedPercent)
     end)
 
+    it("exits 7 when tuning fails, after showing the progress", function()
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write('input,output\n1,2\n3,[[fail]] 4\n5,6\n7,8\n')
+      f:close()
+      local code, out, err = run{ "tuned", "create", "--data", path, "--epochs", "2", "--batch-size", "1", "--wait",
+        "--interval", "0.05" }
+      os.remove(path)
+      assert.are.equal(7, code)
+      assert.are.equal("", out)
+      local last = err:match("([^\n]+)\n$")
+      assert.matches("^gemini: tuning failed: .*Tuning failed at step 4", last)
+      assert.matches("tuning tunedModels/[%w%-]+: 50%.0%% step 4/8", err)
+    end)
+
     it("exits 8 with the line number for bad training data", function()
       local path = os.tmpname()
       local f = assert(io.open(path, "w"))

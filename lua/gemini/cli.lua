@@ -448,13 +448,13 @@ end
 local function wait_op(ctx, op, opts)
   local update, finish = require("gemini.progress").bar{
     stream = ctx.env.stderr, tty = ctx.env.stderr_tty, label = ctx.env.stderr_tty and nil or "tuning" }
-  if op.metadata then update(op.metadata) end
   local model, err = op:wait{ interval = number_opt(opts, "interval"), timeout = number_opt(opts, "timeout"),
     on_progress = update }
   finish()
   if not model then
-    if type(err) == "table" and (err.code ~= nil or err.kind) then fail(exit_for(err), tostring(err)) end
-    fail(EXIT.FAILED, "tuning failed: " .. tostring(err))
+    local msg = tostring(err):gsub("^gemini: ", "")
+    if op.error then fail(EXIT.FAILED, "tuning failed: " .. msg) end
+    fail(exit_for(err), msg)
   end
   return model
 end
