@@ -2,7 +2,7 @@
 --
 --    local idx = gemini.index.new(client, { model = "models/embedding-gecko-001" })
 --    assert(idx:add({ "Lua is a small language.", "Tuning adapts a model.", "Paris is in France." }))
---    for _, hit in ipairs(assert(idx:search("programming languages", 2))) do
+--    for _, hit in ipairs(assert(idx:search("a scripting language", 2))) do
 --      print(("%.3f  %s"):format(hit.score, hit.text))
 --    end
 --    assert(idx:save("index.json"))
