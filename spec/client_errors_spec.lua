@@ -163,6 +163,17 @@ describe("client errors", function()
       c:close()
     end)
 
+    it("a total deadline bounds the attempt: DEADLINE_EXCEEDED naming the deadline", function()
+      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, deadline = 0.3 }
+      fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
+      local res, err = c:get_model("text-bison-001")
+      assert.is_nil(res)
+      assert.equal("DEADLINE_EXCEEDED", err.status)
+      assert.equal("deadline", err.kind)
+      assert.matches("deadline = 0.3 s", err.message, 1, true)
+      c:close()
+    end)
+
     it("a refused connection is UNAVAILABLE", function()
       local c = gemini.new { api_key = KEY, base_url = "http://127.0.0.1:1", retry = false }
       local res, err = c:list_models()
@@ -200,6 +211,25 @@ describe("client errors", function()
       assert.equal(503, err.code)
       assert.equal(3, err.attempts)
       assert.equal(3, #journal())
+      c:close()
+    end)
+
+    it("stop retrying at the deadline", function()
+      local c = gemini.new { api_key = KEY, base_url = emu.url, deadline = 0.5,
+                             retry = { initial = 0.4, multiplier = 1, max_attempts = 50 } }
+      fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 0, times = 0 }
+      local _, err = c:get_model("text-bison-001")
+      assert.equal(503, err.code)
+      assert.is_true(#journal() < 5)
+      c:close()
+    end)
+
+    it("honour a per-call retry = false", function()
+      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01 } }
+      fault { match = { method = "getModel" }, action = "error", status = 503 }
+      local _, err = c:get_model("text-bison-001", { retry = false })
+      assert.equal(503, err.code)
+      assert.equal(1, #journal())
       c:close()
     end)
 

@@ -76,6 +76,22 @@ describe("client tuning", function()
     assert.equal("/v1beta3/" .. op.name, j[2].path)
   end)
 
+  it("op:wait with a callback does not block and reports progress", function()
+    local op = assert(client:create_tuned_model(tuned_body("async"), { tunedModelId = "async" }))
+    local got, gerr, calls = nil, nil, 0
+    local steps = {}
+    op:wait({ interval = 0.01, on_progress = function(md) steps[#steps + 1] = md.completedSteps or 0 end },
+      function(tm, err) calls = calls + 1; got, gerr = tm, err end)
+    assert.is_nil(got)                       -- nothing happened yet: it returned at once
+    client:run()
+    assert.equal(1, calls)
+    assert.is_nil(gerr)
+    assert.equal("ACTIVE", got.state)
+    assert.equal("tunedModels/async", got.name)
+    assert.equal(6, steps[#steps])
+    assert.is_true(op:done())
+  end)
+
   it("refresh, result, get_operation and operations", function()
     local op = assert(client:create_tuned_model(tuned_body("op test"), { tunedModelId = "optest" }))
     assert.is_nil(op:result())

@@ -405,8 +405,20 @@ local function start_transfer(self, req)
     headers[#headers + 1] = "Content-Type: application/json"
   end
   req.attempts = req.attempts + 1
+  local timeout = req.opts.timeout
+  local deadline = req.opts.deadline or self.limits.deadline
+  req.clamped = nil
+  if deadline and req.first_started_at then
+    -- the total deadline bounds this attempt too
+    local remaining = deadline - (clock() - req.first_started_at)
+    local base = timeout or self.limits.timeout
+    if base == 0 or remaining < base then
+      timeout = remaining > 0.001 and remaining or 0.001
+      req.clamped = true
+    end
+  end
   local spec = { method = req.method, url = url_of(self, req), headers = headers, body = req.body,
-                 timeout = req.opts.timeout }
+                 timeout = timeout }
   if self.on_request then
     self.on_request { method = req.method, url = errors.redact(spec.url, self._secrets), path = req.path,
                       rpc = req.rpc, headers = redacted_headers(self, headers), body = req.body,
@@ -439,6 +451,7 @@ end
 local function outcome(self, req, c)
   local info = { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
   if c.error or c.kind then
+    if c.kind == "timeout" and req.clamped then c.kind = "deadline" end
     return nil, errors.from_transport(c, info, self._secrets)
   end
   local status = c.status or 0
@@ -516,11 +529,9 @@ local function due_timers(self)
   local i = 1
   while i <= #self._timers do
     local t = self._timers[i]
-    if t.req.cancelled then
+    if t.at <= now then
       table.remove(self._timers, i)
-    elseif t.at <= now then
-      table.remove(self._timers, i)
-      launch(self, t.req)
+      if t.fn then t.fn() else launch(self, t.req) end
     else
       if not nextat or t.at < nextat then nextat = t.at end
       i = i + 1
@@ -529,7 +540,42 @@ local function due_timers(self)
   return nextat
 end
 
---- One step of work: start due retries, wait at most `wait` seconds for activity, collect completions.
+--- Runs `fn` once, `delay` seconds from now, from the client's driving (poll, run or a blocking call).
+-- @param delay seconds
+-- @param fn function
+function Client:_after(delay, fn)
+  self._timers[#self._timers + 1] = { at = clock() + delay, fn = fn }
+end
+
+--- Seconds until the next timer (retry or `_after`), or nil when none is set (for event-loop adapters).
+function Client:_next_timer()
+  local nextat
+  for _, t in ipairs(self._timers) do
+    if not nextat or t.at < nextat then nextat = t.at end
+  end
+  if not nextat then return nil end
+  local left = nextat - clock()
+  return left > 0 and left or 0
+end
+
+--- Takes the completions of the C core and finishes their requests; starts due timers and queued
+-- requests. Event-loop adapters call it after `socket_action`.
+-- @return number of requests not yet finished (in flight, queued or waiting on a timer)
+function Client:_collect()
+  local done = self._core:completions()
+  for _, c in ipairs(done) do
+    local req = self._reqs[c.id]
+    if req then
+      self._reqs[c.id] = nil
+      complete(self, req, c)
+    end
+  end
+  due_timers(self)
+  fill_slots(self)
+  return self._active + #self._queue + #self._timers
+end
+
+--- One step of work: start due timers, wait at most `wait` seconds for activity, collect completions.
 -- @return number of requests not yet finished (in flight, queued or waiting to retry)
 function Client:_step(wait)
   local nextat = due_timers(self)
@@ -544,20 +590,14 @@ function Client:_step(wait)
   elseif nextat and wait > 0 then
     sleep(wait)
   end
-  local done = self._core:completions()
-  for _, c in ipairs(done) do
-    local req = self._reqs[c.id]
-    if req then
-      self._reqs[c.id] = nil
-      complete(self, req, c)
-    end
-  end
-  due_timers(self)
-  fill_slots(self)
-  return self._active + #self._queue + #self._timers
+  return self:_collect()
 end
 
-local function run_callbacks(self)
+local run_callbacks
+--- Runs the callbacks that are due (event-loop adapters call it after `_collect`).
+function Client:_run_callbacks() run_callbacks(self) end
+
+function run_callbacks(self)
   while #self._ready > 0 do
     local req = table.remove(self._ready, 1)
     local cb = req.callback
@@ -574,19 +614,25 @@ end
 function Client:poll(timeout)
   check_open(self, 2)
   timeout = timeout or 0
-  local n = self:_step(timeout)
+  self:_step(timeout)
   run_callbacks(self)
-  return n
+  return self:_pending()
 end
 
 --- Polls until no request is left.
 function Client:run()
   check_open(self, 2)
   while true do
-    local n = self:_step(1)
+    self:_step(1)
     run_callbacks(self)
-    if n == 0 and #self._ready == 0 then return end
+    -- callbacks may have started more work: count after them
+    if self:_pending() == 0 and #self._ready == 0 then return end
   end
+end
+
+--- Number of requests not yet finished (in flight, queued, or waiting on a timer).
+function Client:_pending()
+  return self._active + #self._queue + #self._timers
 end
 
 --- Lets `seconds` pass, driving requests in flight meanwhile (their callbacks run at the next poll).

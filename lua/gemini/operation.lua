@@ -114,12 +114,20 @@ local function progress_key(md)
 end
 
 --- Waits until the operation is done, polling every `interval` seconds.
+-- With a callback (`op:wait(opts, callback)` or `op:wait(callback)`) it does not block: polls are
+-- scheduled on the client's timers and run from `client:poll()`/`client:run()` (or any blocking
+-- call); `callback(tuned_model, err)` is called at the end, and `on_progress` as metadata changes.
 -- @param opts optional `{ interval = 5, timeout = nil (none), on_progress = function(metadata, op) end }`
--- @return the final TunedModel table, or nil plus an error object
-function Op:wait(opts)
+-- @param callback optional function(tuned_model, err)
+-- @return the final TunedModel table, or nil plus an error object (callback form: nothing)
+function Op:wait(opts, callback)
   check(self, "wait")
+  if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #1 to 'wait' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  if callback ~= nil and type(callback) ~= "function" then
+    error("bad argument #2 to 'wait' (function expected, got " .. type(callback) .. ")", 2)
   end
   opts = opts or {}
   local interval = opts.interval or 5
@@ -144,18 +152,47 @@ function Op:wait(opts)
       opts.on_progress(self.metadata, self)
     end
   end
-  progress()
-  while not self._done do
+  local function timed_out()
+    return nil, errors.new({ status = "DEADLINE_EXCEEDED", kind = "deadline",
+      message = "operation not done within the wait timeout = " .. tostring(opts.timeout) .. " s",
+      method = "GET", path = "/v1beta3/" .. self.name, rpc = "getOperation" })
+  end
+  -- the pause before the next poll, or nil when the timeout is over
+  local function next_pause()
     local pause = interval
     if opts.timeout then
       local left = opts.timeout - (C.clock() - start)
-      if left <= 0 then
-        return nil, errors.new({ status = "DEADLINE_EXCEEDED", kind = "deadline",
-          message = "operation not done within the wait timeout = " .. tostring(opts.timeout) .. " s",
-          method = "GET", path = "/v1beta3/" .. self.name, rpc = "getOperation" })
-      end
+      if left <= 0 then return nil end
       if pause > left then pause = left end
     end
+    return pause
+  end
+
+  if callback then
+    local poll_once
+    local function schedule()
+      local pause = next_pause()
+      if not pause then callback(timed_out()); return end
+      client:_after(pause, poll_once)
+    end
+    function poll_once()
+      client:_invoke("get_operation", "wait", 0, 2, { self.name, function(fresh, err)
+        if not fresh then callback(nil, err); return end
+        self.metadata, self._done, self.response, self.error = fresh.metadata, fresh._done, fresh.response,
+          fresh.error
+        progress()
+        if self._done then callback(self:result()) else schedule() end
+      end }, 2)
+    end
+    progress()
+    if self._done then poll_once() else schedule() end
+    return
+  end
+
+  progress()
+  while not self._done do
+    local pause = next_pause()
+    if not pause then return timed_out() end
     client:_idle(pause)
     local ok, err = self:refresh()
     if not ok then return nil, err end
