@@ -301,6 +301,25 @@ describe("bin/gemini", function()
       assert.are.equal("gemini: " .. path .. ":3: empty output\n", err)
     end)
 
+    it("manages permissions on a corpus, including EVERYONE and GROUP grantees", function()
+      local code, out = run{ "permissions", "grant", "corpora/cli-corpus", "--email", "team@example.com",
+        "--type", "group", "--role", "writer" }
+      assert.are.equal(0, code)
+      assert.matches("granteeType%s+GROUP", out)
+      code = run{ "permissions", "grant", "corpora/cli-corpus", "--role", "reader" }
+      assert.are.equal(0, code)
+      code, out = run{ "--json", "permissions", "list", "corpora/cli-corpus" }
+      assert.are.equal(0, code)
+      local roles = {}
+      for _, p in ipairs(cjson.decode(out)) do roles[p.granteeType .. ":" .. p.role] = p.emailAddress or "-" end
+      assert.are.same({ ["USER:OWNER"] = "alice@example.com", ["GROUP:WRITER"] = "team@example.com",
+        ["EVERYONE:READER"] = "-" }, roles)
+      local _, err
+      code, _, err = run({ "permissions", "grant", "corpora/cli-corpus", "--role", "reader" }, { key = "k2" })
+      assert.are.equal(5, code)
+      one_line_error(err)
+    end)
+
     it("grants, lists, revokes and transfers permissions", function()
       assert.are.equal(0, (run{ "tuned", "create", "--data", csv, "--id", "shared-model", "--epochs", "1",
         "--batch-size", "5", "--wait", "--interval", "0.05" }))
