@@ -214,6 +214,24 @@ describe("client errors", function()
       c:close()
     end)
 
+    it("report each retry and its delay to on_retry, honouring Retry-After", function()
+      local seen = {}
+      local c = gemini.new { api_key = KEY, base_url = emu.url, on_retry = function(info) seen[#seen + 1] = info end,
+                             retry = { initial = 0.01, max_delay = 0.05, max_attempts = 4 } }
+      fault { match = { method = "getModel" }, action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED",
+              retryAfter = 1 }
+      fault { match = { method = "getModel" }, action = "error", status = 500, errorStatus = "INTERNAL" }
+      assert(c:get_model("text-bison-001"))
+      assert.equal(2, #seen)
+      assert.equal(1, seen[1].attempt)
+      assert.equal(429, seen[1].err.code)
+      assert.equal(1, seen[1].delay)            -- the server asked for 1 s
+      assert.equal(500, seen[2].err.code)
+      assert.is_true(seen[2].delay <= 0.02)     -- full jitter under initial * multiplier
+      assert.equal(3, #journal())
+      c:close()
+    end)
+
     it("stop retrying at the deadline", function()
       local c = gemini.new { api_key = KEY, base_url = emu.url, deadline = 0.5,
                              retry = { initial = 0.4, multiplier = 1, max_attempts = 50 } }

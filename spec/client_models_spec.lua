@@ -35,6 +35,17 @@ describe("client models", function()
     assert.matches("^lua%-gemini/" .. gemini.VERSION:gsub("%.", "%%.") .. " libcurl/", req.headers["user-agent"])
   end)
 
+  it("sends extra headers and the user agent given to gemini.new", function()
+    local c = gemini.new { api_key = "k1", base_url = emu.url .. "/", headers = { ["x-extra"] = "1" },
+                           user_agent = "my-app/2", retry = false }
+    assert(c:get_model("text-bison-001"))
+    local req = journal()[1]
+    assert.equal("1", req.headers["x-extra"])
+    assert.equal("my-app/2", req.headers["user-agent"])
+    assert.equal("/v1beta3/models/text-bison-001", req.path)
+    c:close()
+  end)
+
   it("list_models without arguments sends no query", function()
     local page = assert(client:list_models())
     assert.is_true(#page.models >= 3)

@@ -77,6 +77,7 @@ local OPTIONS = {
   proxy = "string", ca_file = "string", ca_path = "string", insecure = "boolean", user_agent = "string",
   headers = "table", json = "table", retry = "table|false", deadline = "number", max_in_flight = "number",
   http2 = "boolean", max_connections = "number", on_request = "function", on_response = "function",
+  on_retry = "function",
 }
 local OPTION_NAMES = {}
 for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
@@ -183,7 +184,7 @@ function M.new(opts)
     local ok, retry = pcall(require, "gemini.retry")
     self.retry = ok and retry.DEFAULT or false
   end
-  self.on_request, self.on_response = opts.on_request, opts.on_response
+  self.on_request, self.on_response, self.on_retry = opts.on_request, opts.on_response, opts.on_retry
   self.max_in_flight = opts.max_in_flight or 16
 
   self._core = core.client {
