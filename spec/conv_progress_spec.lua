@@ -93,8 +93,32 @@ describe("gemini.progress", function()
     assert.are.equal("1:01:01", progress.format_elapsed(3661))
   end)
 
-  it("decides on plain lines when stdout is not a terminal", function()
-    -- busted's stdout is captured by the test run's pipe or file here; the function must answer a boolean
-    assert.is_boolean(progress.stdout_is_tty())
+  it("draws plain lines when stdout is not a terminal, a bar when it is", function()
+    local root = debug.getinfo(1, "S").source:match("^@(.*)spec/conv_progress_spec%.lua$") or ""
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      package.path = arg[1] .. "lua/?.lua;" .. package.path
+      local progress = require("gemini.progress")
+      io.write(tostring(progress.stdout_is_tty()), "\n")
+      local update, finish = progress.bar{ clock = function() return 0 end }
+      update({ totalSteps = 4, completedSteps = 2, completedPercent = 50 })
+      finish()
+    ]])
+    f:close()
+    local cmd = "lua5.4 " .. script .. " '" .. (root == "" and "./" or root) .. "'"
+    local p = assert(io.popen(cmd .. " | cat"))
+    local out = p:read("*a")
+    p:close()
+    assert.are.equal("false\n50.0% step 2/4 elapsed 0:00\n", out)
+    -- and a bar when stdout is a terminal (a pseudo-terminal from script(1), where it exists)
+    local has_script = os.execute("command -v script >/dev/null 2>&1")
+    if has_script == true or has_script == 0 then
+      p = assert(io.popen("script -qec \"" .. cmd .. "\" /dev/null"))
+      out = p:read("*a"):gsub("\r\n", "\n")
+      p:close()
+      assert.are.equal("true\n\r[###############---------------]  50.0%  step 2/4  0:00\27[K\n", out)
+    end
+    os.remove(script)
   end)
 end)
