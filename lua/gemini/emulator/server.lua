@@ -367,13 +367,22 @@ function Server:send(conn, req, resp, opts)
   local head = http.head(resp.status, resp.headers, #body,
     { close = close, keep_alive_10 = req.version == "1.0" and req.keep_alive })
   if req.method == "HEAD" then body = "" end
-  local function done()
+  local function done(err)
     if conn.closed then return end
     if conn.api then
       conn.api = false
       self.stats.in_flight = self.stats.in_flight - 1
     end
-    self:log_request(req, resp.status, opts.started, opts.note)
+    if err then
+      -- the client went away before the reply was written
+      local note = "(client gone: " .. tostring(err) .. ")"
+      self:log_request(req, resp.status, opts.started, opts.note and (opts.note .. " " .. note) or note)
+      if opts.after then opts.after() end
+      return self:close_conn(conn)
+    end
+    local note = opts.note
+    if conn.eof then note = (note and (note .. " ") or "") .. "(client closed first)" end
+    self:log_request(req, resp.status, opts.started, note)
     conn.busy = false
     if opts.after then opts.after() end
     if opts.cut then
@@ -384,7 +393,7 @@ function Server:send(conn, req, resp, opts)
     self:process(conn)
   end
   if opts.cut then
-    conn.tcp:write({ head, body:sub(1, opts.cut) }, function() guard(conn, self, done) end)
+    conn.tcp:write({ head, body:sub(1, opts.cut) }, function(err) guard(conn, self, done, err) end)
   elseif opts.drip_bytes and #body > 0 then
     conn.tcp:write(head)
     local pos, step = 1, opts.drip_bytes
@@ -398,7 +407,7 @@ function Server:send(conn, req, resp, opts)
       if last then
         t:stop(); t:close()
         if conn.timer == t then conn.timer = nil end
-        conn.tcp:write(chunk, function() guard(conn, self, done) end)
+        conn.tcp:write(chunk, function(err) guard(conn, self, done, err) end)
       else
         conn.tcp:write(chunk)
       end
@@ -408,7 +417,7 @@ function Server:send(conn, req, resp, opts)
       t:start(opts.drip_ms, opts.drip_ms, function() guard(conn, self, piece) end)
     end
   else
-    conn.tcp:write({ head, body }, function() guard(conn, self, done) end)
+    conn.tcp:write({ head, body }, function(err) guard(conn, self, done, err) end)
   end
 end
 
