@@ -139,6 +139,13 @@ describe("emulator request validation", function()
       assert.equal(200, status)
     end)
 
+    it("rejects two members of one oneof", function()
+      local status, body = api("POST", "/v1beta3/tunedModels",
+        '{"baseModel":"models/text-bison-001","tunedModelSource":{"tunedModel":"tunedModels/x"}}')
+      assert_bad(status, body, "Invalid value at 'tuned_model_source' (oneof), oneof field 'source_model' " ..
+        "is already set. Cannot set 'tuned_model_source'")
+    end)
+
     it("treats null as unset", function()
       local status = api("POST", GEN, '{"prompt":{"text":"x"},"temperature":null}')
       assert.equal(200, status)

@@ -43,9 +43,14 @@ end
 --- Progress of a record at time `now`: completed steps, state, finish time.
 function M.progress(rec, now)
   local step_s = rec.step_ms / 1000
-  local done_steps = floor((now - rec.start_time) / step_s + 1e-9)
-  if done_steps < 0 then done_steps = 0 end
   local limit = rec.fail_step or rec.total_steps
+  local done_steps
+  if step_s <= 0 then
+    done_steps = limit -- --tuning-step-ms 0: tuning completes at once
+  else
+    done_steps = floor((now - rec.start_time) / step_s + 1e-9)
+    if done_steps < 0 then done_steps = 0 end
+  end
   if done_steps >= limit then
     done_steps = limit
     local t = rec.start_time + limit * step_s
