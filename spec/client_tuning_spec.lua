@@ -178,6 +178,23 @@ describe("client tuning", function()
     assert.equal("NOT_FOUND", err.status)
   end)
 
+  it("a create retried after 429 that meets ALREADY_EXISTS recognises its own model", function()
+    local c = gemini.new { api_key = "k1", base_url = emu.url, retry = { initial = 0.01 } }
+    local first = assert(c:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" }))
+    -- as if the first attempt had created it but its reply was lost as a 429
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "createTunedModel" },
+      action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED" } } })
+    local op, err = c:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" })
+    assert.is_nil(err)
+    assert.equal(first.name, op.name)
+    local j = journal()
+    assert.equal("listOperations", j[#j].rpc)
+    -- without a retry, ALREADY_EXISTS stays an error
+    local _, err2 = client:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" })
+    assert.equal("ALREADY_EXISTS", err2.status)
+    c:close()
+  end)
+
   it("a failed create returns the API error", function()
     local body = tuned_body()
     body.baseModel = "models/no-such-model"

@@ -490,7 +490,28 @@ local function finish(self, req, result, err)
   req.finished = true
   req.result, req.err = result, err
   if err and req.attempts > 1 then err.attempts = req.attempts end
+  if req.on_finish then req.on_finish(result, err) end   -- internal chaining only, never user code
   if req.callback then self._ready[#self._ready + 1] = req end
+end
+
+-- A create_tuned_model with a tunedModelId that was retried and then got ALREADY_EXISTS: an earlier
+-- attempt created the model, so the result is that model's operation (found with list_operations).
+local function recognise_own_create(self, req, err)
+  if req.rpc ~= "createTunedModel" or req.attempts < 2 or err.status ~= "ALREADY_EXISTS" then return false end
+  local id
+  for _, kv in ipairs(req.query or {}) do if kv[1] == "tunedModelId" then id = kv[2] end end
+  if not id then return false end
+  local ok, sub = pcall(prepare, self, methods.by_id.list_operations, "create_tuned_model",
+    { "tunedModels/" .. id }, 1, 0, 1)
+  if not ok then return false end
+  sub.opts = req.opts
+  sub.first_started_at = clock()
+  sub.on_finish = function(page)
+    local op = page and page.operations and page.operations[1]
+    if op then finish(self, req, op) else finish(self, req, nil, err) end
+  end
+  launch(self, sub)
+  return true
 end
 
 local function complete(self, req, c)
@@ -514,6 +535,7 @@ local function complete(self, req, c)
       self._timers[#self._timers + 1] = { at = clock() + delay, req = req }
       return
     end
+    if recognise_own_create(self, req, err) then return end
   end
   finish(self, req, result, err)
 end
