@@ -127,6 +127,13 @@ describe("chat sessions", function()
     assert.are.equal("NOT_FOUND", cerr.status)
   end)
 
+  it("refuses a tuned model, which cannot generate messages in v1beta3", function()
+    local h = client:tuned_model("some-model")
+    assert.has_error(function() chatmod.new(h, {}) end,
+      "bad argument #1 to 'chat' (tunedModels/some-model has no generate_message: chat needs a base model such as "
+      .. "models/chat-bison-001; tuned models of v1beta3 only generate text)")
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() new_chat{ examples = { "not a pair" } } end)
     assert.has_error(function() new_chat{ context = 5 } end)

@@ -73,6 +73,11 @@ function M.new(model, opts)
   if type(model) ~= "table" and type(model) ~= "userdata" then
     error("bad argument #1 to 'chat' (model handle expected, got " .. type(model) .. ")", 2)
   end
+  if type(model.generate_message) ~= "function" then
+    error("bad argument #1 to 'chat' (" .. tostring(model.name or model)
+      .. " has no generate_message: chat needs a base model such as models/chat-bison-001;"
+      .. " tuned models of v1beta3 only generate text)", 2)
+  end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'chat' (table expected, got " .. type(opts) .. ")", 2) end
   if opts.context ~= nil and type(opts.context) ~= "string" then
