@@ -3,11 +3,11 @@
 -- Each lowercased word (run of letters and digits) adds a fixed pseudo-random vector of 768
 -- components (seeded by the word alone); a small vector seeded by the whole text keeps
 -- different texts apart. The sum is normalised to unit length and rounded to float32, so texts
--- that share words have a higher cosine similarity.
+-- that share words have a higher cosine similarity. Components are doubles here; the renderer prints
+-- them as float32 (Embedding.value is `repeated float`).
 -- @module gemini.emulator.embed
 
 local rand = require "gemini.emulator.rand"
-local json = require "gemini.emulator.json"
 
 local M = {}
 
@@ -40,7 +40,7 @@ function M.embed(text)
   norm = math.sqrt(norm)
   if norm == 0 then norm = 1 end
   local out = {}
-  for i = 1, M.DIMENSIONS do out[i] = json.f32(acc[i] / norm) end
+  for i = 1, M.DIMENSIONS do out[i] = acc[i] / norm end -- rounded to float32 when rendered
   return out
 end
 
