@@ -368,7 +368,14 @@ describe("emulator control API", function()
     end)
   end)
 
-  it("reset clears faults, the rate limit, stats and the journal", function()
+  it("reset clears faults, the rate limit, stats, the journal and the API's state", function()
+    local create = helper.encode({ displayName = "reset me", baseModel = "models/text-bison-001",
+      tuningTask = { trainingData = { examples = { examples = { { textInput = "a", output = "b" } } } } } })
+    local st = emu:request{ method = "POST", path = "/v1beta3/tunedModels?tunedModelId=reset-me",
+                            headers = { ["x-goog-api-key"] = KEY }, body = create }
+    assert.equal(200, st)
+    local tuned = { path = "/v1beta3/tunedModels/reset-me", headers = { ["x-goog-api-key"] = KEY } }
+    assert.equal(200, (emu:request(tuned)))
     faults{ { action = "error", times = 0 } }
     emu:control("POST", "/emulator/v1/ratelimit", { requests = 1 })
     assert.equal(503, (get_model()))
@@ -384,6 +391,7 @@ describe("emulator control API", function()
     assert.equal(0, s.maxInFlight)
     assert.equal(200, (get_model()))
     assert.equal(200, (get_model()))
+    assert.equal(404, (emu:request(tuned)))
   end)
 
   it("answers 404 for an unknown control path and 405 for a wrong method", function()
