@@ -173,9 +173,10 @@ local function decode_string(s, pos) -- pos at the opening quote
         failure(s, a, "Invalid escape sequence.")
       end
     else
-      -- raw control character inside a string
-      if c == 127 then np = np + 1; parts[np] = "\127"; i = a + 1
-      else failure(s, a, "Invalid control character in string.") end
+      -- a raw control character inside a string: protobuf's stream parser (and so Google's
+      -- front end) takes it as is
+      np = np + 1; parts[np] = sub(s, a, a)
+      i = a + 1
     end
   end
 end
