@@ -99,6 +99,41 @@ describe("client text methods", function()
     assert.equal(2, #short.embeddings)
   end)
 
+  it("batch_embed_text over 100 texts goes as concurrent chunks, merged in order", function()
+    local texts = {}
+    for i = 1, 250 do texts[i] = "text number " .. i end
+    local progress = {}
+    local res = assert(client:batch_embed_text("embedding-gecko-001", { texts = texts },
+      { on_progress = function(done, total) progress[#progress + 1] = done .. "/" .. total end }))
+    assert.equal(250, #res.embeddings)
+    local _, j = emu:control("GET", "/emulator/v1/requests")
+    assert.equal(3, #j)
+    local sizes = {}
+    for i, r in ipairs(j) do sizes[i] = #cjson.decode(r.body).texts end
+    table.sort(sizes)
+    assert.same({ 50, 100, 100 }, sizes)
+    assert.same({ "1/3", "2/3", "3/3" }, progress)
+    for _, i in ipairs({ 1, 100, 101, 250 }) do
+      local one = assert(client:embed_text("embedding-gecko-001", texts[i]))
+      assert.same(one.embedding.value, res.embeddings[i].value)
+    end
+    -- the callback form gives the same
+    local got
+    client:model("embedding-gecko-001"):batch_embed_text({ texts = texts }, function(r) got = r end)
+    client:run()
+    assert.same(res, got)
+  end)
+
+  it("a failed chunk fails the whole batch", function()
+    local texts = {}
+    for i = 1, 150 do texts[i] = "t" .. i end
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "batchEmbedText" },
+      action = "error", status = 400, errorStatus = "INVALID_ARGUMENT", message = "bad chunk" } } })
+    local res, err = client:batch_embed_text("embedding-gecko-001", texts)
+    assert.is_nil(res)
+    assert.equal("bad chunk", err.message)
+  end)
+
   it("a misspelled field raises before any request", function()
     local _, j0 = emu:control("GET", "/emulator/v1/requests")
     local ok, err = pcall(client.generate_text, client, "text-bison-001", { prompt = { text = "x" }, temprature = 1 })

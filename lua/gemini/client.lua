@@ -83,7 +83,7 @@ local OPTION_NAMES = {}
 for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
 table.sort(OPTION_NAMES)
 
-local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number" }
+local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number", on_progress = "function" }
 
 local function check_type(v, spec)
   for t in spec:gmatch("[^|]+") do
@@ -358,14 +358,29 @@ local function prepare(self, row, fname, argv, n, shift, level)
 
   -- body
   local payload
-  if body then
-    local exclude
-    for _, a in ipairs(row.args) do if a[1] == "body" then exclude = a.exclude; break end end
-    local ok, s = pcall(self.json.encode_message, self.json, (function()
-      for _, a in ipairs(row.args) do if a[1] == "body" then return a[2] end end
-    end)(), body, exclude)
-    if not ok then argerr(body_pos, fname, tostring(s), level) end
-    payload = s
+  local body_msg, exclude
+  for _, a in ipairs(row.args) do if a[1] == "body" then body_msg, exclude = a[2], a.exclude; break end end
+  local function encode(b)
+    local ok, s = pcall(self.json.encode_message, self.json, body_msg, b, exclude)
+    if not ok then argerr(body_pos, fname, tostring(s), level + 1) end
+    return s
+  end
+  local split = row.split
+  local chunks
+  if body and split and type(body[split.field]) == "table" and #body[split.field] > split.max then
+    -- a list longer than the server accepts goes as several requests (see `_execute`)
+    local list = body[split.field]
+    chunks = {}
+    for first = 1, #list, split.max do
+      local part = {}
+      for k, v in pairs(body) do part[k] = v end
+      local slice = {}
+      for i = first, math.min(first + split.max - 1, #list) do slice[#slice + 1] = list[i] end
+      part[split.field] = slice
+      chunks[#chunks + 1] = encode(part)
+    end
+  elseif body then
+    payload = encode(body)
   end
 
   req.name = name
@@ -375,6 +390,15 @@ local function prepare(self, row, fname, argv, n, shift, level)
   req.body = payload
   req.rpc = row.rpc
   req.opts = callopts or {}
+  if chunks then
+    req.parts = {}
+    for i, payload_i in ipairs(chunks) do
+      local sub = setmetatable({ client = self, row = row, fname = fname, attempts = 0, name = name,
+        method = req.method, path = req.path, query = qlist, body = payload_i, rpc = req.rpc, opts = req.opts,
+        index = i }, Request)
+      req.parts[i] = sub
+    end
+  end
   return req
 end
 
@@ -685,9 +709,43 @@ end
 --- Sends a prepared record and returns the record (callback form) or the result (blocking form).
 function Client:_execute(req)
   req.first_started_at = clock()
-  launch(self, req)
+  if req.parts then
+    self:_launch_parts(req)
+  else
+    launch(self, req)
+  end
   if req.callback then return req end
   return self:_await(req)
+end
+
+--- Sends the parts of a split request (batch_embed_text over 100 texts) concurrently, within
+-- max_in_flight; each part is retried alone; the results are merged in input order.
+function Client:_launch_parts(req)
+  local row, parts = req.row, req.parts
+  local results, left = {}, #parts
+  local on_progress = req.opts.on_progress
+  for i, sub in ipairs(parts) do
+    sub.first_started_at = req.first_started_at
+    sub.on_finish = function(res, err)
+      if req.finished then return end
+      if not res then
+        for _, other in ipairs(parts) do if not other.finished then other:cancel() end end
+        finish(self, req, nil, err)
+        return
+      end
+      results[i] = res
+      left = left - 1
+      if on_progress then on_progress(#parts - left, #parts) end
+      if left == 0 then
+        local merged = {}
+        for _, r in ipairs(results) do
+          for _, item in ipairs(r[row.split.merge] or {}) do merged[#merged + 1] = item end
+        end
+        finish(self, req, { [row.split.merge] = merged })
+      end
+    end
+    launch(self, sub)
+  end
 end
 
 --- The generic call: `client:call(method_id, ...)` with the arguments of that method.
@@ -738,6 +796,11 @@ function Request:cancel()
   if self.finished then return false end
   local client = self.client
   self.cancelled_by_user = true
+  if self.parts then
+    local parts = self.parts
+    self.parts = nil
+    for _, sub in ipairs(parts) do sub.on_finish = nil; if not sub.finished then sub:cancel() end end
+  end
   if self.id and client._reqs[self.id] == self then
     client._reqs[self.id] = nil
     client._core:cancel(self.id)

@@ -15,7 +15,9 @@
 --  * `iterator`: the name of the client's iterator over every item of every page;
 --  * `side_effect`: a POST that must not be retried blindly (issue 5);
 --  * `derive_mask`: an absent `updateMask` is derived from the body's top-level fields;
---  * `shorthand`: turns a non-table body (a prompt string, a list of texts) into the request table.
+--  * `shorthand`: turns a non-table body (a prompt string, a list of texts) into the request table;
+--  * `split`: a list field longer than `max` is sent as several concurrent requests whose `merge`
+--    lists are joined in order (batch_embed_text over 100 texts).
 -- @module gemini.methods
 
 local M = {}
@@ -67,7 +69,8 @@ M.rows = {
     output = "EmbedTextResponse", shorthand = embed_one },
   { id = "batch_embed_text", rpc = "batchEmbedText", verb = "POST", path = "/v1beta3/{name}:batchEmbedText",
     args = { { "name", "model" }, { "body", "BatchEmbedTextRequest", exclude = { model = true } } },
-    output = "BatchEmbedTextResponse", shorthand = embed_many },
+    output = "BatchEmbedTextResponse", shorthand = embed_many,
+    split = { field = "texts", max = 100, merge = "embeddings" } },
 
   -- tuned models
   { id = "list_tuned_models", rpc = "listTunedModels", verb = "GET", path = "/v1beta3/tunedModels",
