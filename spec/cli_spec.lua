@@ -128,6 +128,12 @@ describe("bin/gemini", function()
       assert.are.equal(0, code)
       assert.matches("Exit codes:", out, 1, true)
     end)
+
+    it("prints the library version with --version", function()
+      local code, out = run{ "--version" }
+      assert.are.equal(0, code)
+      assert.are.equal("gemini (lua-gemini) " .. require("gemini").VERSION .. "\n", out)
+    end)
   end)
 
   describe("generate-text", function()
