@@ -830,9 +830,9 @@ local function perm_parent(self, ctx, create)
       bad_request({ { field = "parent", description = "* CreatePermissionRequest.parent: invalid corpus name \"" ..
         parent .. "\"" } })
     end
-    corpus = { name = parent, owner = ctx.caller, perms = {}, implicit = true }
+    -- stored by createPermission once the request is valid
+    corpus = { name = parent, owner = ctx.caller, perms = {}, pending = true }
     corpus.perms[1] = { id = new_id(self), granteeType = "USER", emailAddress = ctx.caller, role = "OWNER" }
-    self.corpora[parent] = corpus
   end
   return corpus, "corpus"
 end
@@ -877,6 +877,10 @@ function handlers.createPermission(self, ctx)
   end
   local perm = { id = new_id(self), granteeType = p.granteeType, emailAddress = p.emailAddress, role = p.role }
   res.perms[#res.perms + 1] = perm
+  if res.pending then
+    res.pending = nil
+    self.corpora[res.name] = res
+  end
   return render_perm(res, perm, ctx)
 end
 
