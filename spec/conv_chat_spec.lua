@@ -127,6 +127,30 @@ describe("chat sessions", function()
     assert.are.equal("NOT_FOUND", cerr.status)
   end)
 
+  it("sends without blocking when given a callback, one send at a time", function()
+    local chat = new_chat{}
+    local got
+    local req = chat:send("Hello async", function(reply, res) got = { reply = reply, res = res } end)
+    assert.is_not_nil(req)
+    assert.is_nil(got)
+    assert.are.equal(0, #chat.messages)
+    assert.has_error(function() chat:send("too soon", function() end) end,
+      "gemini.chat: a send is already in flight on this session; wait for its callback")
+    client:run()
+    assert.is_string(got.reply)
+    assert.are.equal(got.res.candidates[1].content, got.reply)
+    assert.are.equal(2, #chat.messages)
+    assert.are.equal(got.reply, chat.last)
+    -- a blocked reply through the callback: nil, the BLOCKED error, the response; history unchanged
+    local blocked
+    chat:send("[[block:other]] x", function(reply, err, res) blocked = { reply = reply, err = err, res = res } end)
+    client:run()
+    assert.is_nil(blocked.reply)
+    assert.are.equal("BLOCKED", blocked.err.status)
+    assert.is_table(blocked.res)
+    assert.are.equal(2, #chat.messages)
+  end)
+
   it("refuses a tuned model, which cannot generate messages in v1beta3", function()
     local h = client:tuned_model("some-model")
     assert.has_error(function() chatmod.new(h, {}) end,

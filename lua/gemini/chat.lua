@@ -124,21 +124,8 @@ function Chat:prompt(extra)
   return p
 end
 
---- Send a message and record the exchange.
--- @tparam string message the user's message
--- @treturn[1] string the reply text
--- @treturn[1] table the full GenerateMessageResponse
--- @treturn[2] nil
--- @treturn[2] table the error: the client's error for a failed request, or for a blocked reply a
---   `gemini.chat.Blocked` value (`err.status == "BLOCKED"`, `err.message` names the filters)
--- @treturn[2] table|nil the full response of a blocked reply
-function Chat:send(message)
-  if type(message) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(message) .. ")", 2)
-  end
-  local body = { prompt = self:prompt({ { content = message } }) }
-  for k, v in pairs(self.params) do body[k] = v end
-  local res, err = self.model:generate_message(body)
+-- Records the outcome of a generateMessage call for `message`; returns what send returns.
+local function finish(self, message, res, err)
   if not res then return nil, err end
   self.last_response = res
   local reply, why = text.text(res)
@@ -159,6 +146,45 @@ function Chat:send(message)
   self.messages[#self.messages + 1] = { author = cand.author or "1", content = reply }
   self.last = reply
   return reply, res
+end
+
+--- Send a message and record the exchange.
+-- With a callback (the non-blocking form of the client), `send` returns the request handle at once
+-- and later calls `callback(reply, res_or_err, blocked_response)` with what the blocking form returns;
+-- one send at a time may be in flight on a session.
+-- @tparam string message the user's message
+-- @tparam[opt] function callback for the non-blocking form
+-- @treturn[1] string the reply text
+-- @treturn[1] table the full GenerateMessageResponse
+-- @treturn[2] nil
+-- @treturn[2] table the error: the client's error for a failed request, or for a blocked reply a
+--   `gemini.chat.Blocked` value (`err.status == "BLOCKED"`, `err.message` names the filters)
+-- @treturn[2] table|nil the full response of a blocked reply
+function Chat:send(message, callback)
+  if type(message) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(message) .. ")", 2)
+  end
+  if callback ~= nil and type(callback) ~= "function" then
+    error("bad argument #2 to 'send' (function expected, got " .. type(callback) .. ")", 2)
+  end
+  if self.pending then
+    error("gemini.chat: a send is already in flight on this session; wait for its callback", 2)
+  end
+  local body = { prompt = self:prompt({ { content = message } }) }
+  for k, v in pairs(self.params) do body[k] = v end
+  if callback then
+    self.pending = true
+    local ok, req = pcall(self.model.generate_message, self.model, body, function(res, err)
+      self.pending = nil
+      callback(finish(self, message, res, err))
+    end)
+    if not ok then
+      self.pending = nil
+      error(req, 0)
+    end
+    return req
+  end
+  return finish(self, message, self.model:generate_message(body))
 end
 
 --- Drop the last exchange (the last user message and the reply to it).
