@@ -215,6 +215,17 @@ describe("emulator text API", function()
       assert.equal(2, b.tokenCount)
     end)
 
+    it("serves the seed's countMessageTokens and countTextTokens examples", function()
+      local status, b = api("POST", "/v1beta3/models/gemini-1.5-flash-001:countMessageTokens", { prompt = {
+        messages = { { author = "user", content = "How many tokens are in this sentence?" } } } })
+      assert.equal(200, status)
+      assert.equal(3 + 5 + 9, b.tokenCount) -- "sentence" is 2 tokens (8 letters)
+      local st2, b2 = api("POST", "/v1beta3/models/text-bison-001:countTextTokens",
+        { prompt = { text = "Count the tokens in this sentence." } })
+      assert.equal(200, st2)
+      assert.equal(8, b2.tokenCount)
+    end)
+
     it("404s for a model without the method", function()
       local status = api("POST", "/v1beta3/models/chat-bison-001:countTextTokens", { prompt = { text = "x" } })
       assert.equal(404, status)
