@@ -74,6 +74,12 @@ describe("bin/gemini", function()
       assert.is_table(names["models/chat-bison-001"])
     end)
 
+    it("prints an empty list as [] with --json", function()
+      local code, out = run({ "tuned", "list", "--json" }, { key = "k2" })
+      assert.are.equal(0, code)
+      assert.are.equal("[]\n", out)
+    end)
+
     it("shows one model by short or full name", function()
       local code, out = run{ "model", "text-bison-001" }
       assert.are.equal(0, code)

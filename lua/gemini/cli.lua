@@ -79,7 +79,9 @@ local function encode(v, indent, out)
     local mt = getmetatable(v)
     if mt and mt.__name == "gemini.json.null" then out[#out + 1] = "null"; return end
     local inner = indent .. "  "
-    if is_array(v) then
+    if is_array(v) and next(v) == nil then
+      out[#out + 1] = "[]"
+    elseif is_array(v) then
       out[#out + 1] = "["
       for i, x in ipairs(v) do
         out[#out + 1] = (i > 1 and ",\n" or "\n") .. inner
@@ -87,7 +89,7 @@ local function encode(v, indent, out)
       end
       out[#out + 1] = "\n" .. indent .. "]"
     elseif next(v) == nil then
-      out[#out + 1] = "{}"
+      out[#out + 1] = (mt and mt.__name == "gemini.json.array") and "[]" or "{}"
     else
       local keys = {}
       for k in pairs(v) do keys[#keys + 1] = tostring(k) end
@@ -120,6 +122,15 @@ local function encode(v, indent, out)
   else
     out[#out + 1] = "null"
   end
+end
+
+local ARRAY_MT = { __name = "gemini.json.array" }
+
+--- A table that `to_json` writes as a JSON array even when it is empty.
+-- @tparam[opt] table t
+-- @treturn table t
+function M.array(t)
+  return setmetatable(t or {}, ARRAY_MT)
 end
 
 --- Encode a value as indented JSON with sorted keys.
@@ -263,7 +274,7 @@ end
 
 function Cmd.models(ctx, args)
   local opts = parse(args, { ["page-size"] = "value" }, {})
-  local list = {}
+  local list = M.array()
   for m in ctx.client:models({ pageSize = number_opt(opts, "page-size", true) }) do list[#list + 1] = m end
   if ctx.json then return ctx.print(M.to_json(list)) end
   for _, m in ipairs(list) do
@@ -463,7 +474,7 @@ local Tuned = {}
 
 function Tuned.list(ctx, args)
   local opts = parse(args, { ["page-size"] = "value", filter = "value" }, {})
-  local list = {}
+  local list = M.array()
   for m in ctx.client:tuned_models({ pageSize = number_opt(opts, "page-size", true), filter = opts.filter }) do
     list[#list + 1] = m
   end
@@ -549,7 +560,7 @@ local PERM_FIELDS = { "name", "granteeType", "emailAddress", "role" }
 function Perm.list(ctx, args)
   local _, pos = parse(args, {}, {})
   local parent = parent_name(pos[1])
-  local list = {}
+  local list = M.array()
   for p in ctx.client:permissions(parent) do list[#list + 1] = p end
   if ctx.json then return ctx.print(M.to_json(list)) end
   for _, p in ipairs(list) do
