@@ -63,6 +63,11 @@ describe("client handles", function()
     assert.is_true(req:done())
     assert.is_nil(gerr)
     assert.equal("models/text-bison-001", got.name)
+    -- a method whose arguments are all optional takes the callback alone
+    local page
+    client:list_models(function(res) page = res end)
+    client:run()
+    assert.is_true(#page.models >= 3)
     -- flat form, several at once; results equal the blocking ones
     local results = {}
     for i = 1, 3 do

@@ -77,6 +77,32 @@ describe("client pagination", function()
     assert.is_true(#models >= 3)
   end)
 
+  it("each_* walks every page with callbacks, without blocking", function()
+    for i = 1, 5 do make_tuned("cb" .. i) end
+    local items, total, failure = {}, nil, "unset"
+    local h = client:each_tuned_model({ pageSize = 2 }, function(m) items[#items + 1] = m.name end,
+      function(count, err) total, failure = count, err end)
+    assert.is_false(h.done())
+    assert.equal(0, #items)
+    client:run()
+    assert.is_true(h.done())
+    assert.equal(5, #items)
+    assert.equal(5, total)
+    assert.is_nil(failure)
+    -- stop early by returning false
+    local seen = 0
+    client:each_model({ pageSize = 1 }, function() seen = seen + 1; return seen < 2 end)
+    client:run()
+    assert.equal(2, seen)
+    -- errors arrive in on_done
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "listPermissions" },
+      action = "error", status = 500, errorStatus = "INTERNAL" } } })
+    local got
+    client:each_permission("tunedModels/cb1", function() end, function(_, err) got = err end)
+    client:run()
+    assert.equal("INTERNAL", got.status)
+  end)
+
   it("an empty list yields nothing", function()
     local n = 0
     for _ in client:tuned_models() do n = n + 1 end

@@ -269,7 +269,7 @@ end
 local function prepare(self, row, fname, argv, n, shift, level)
   level = level + 1
   local callback
-  if n > 0 and type(argv[n]) == "function" then callback = argv[n]; n = n - 1 end
+  if n > 0 and type(argv[n]) == "function" then callback = argv[n]; argv[n] = nil; n = n - 1 end
   local nargs = #row.args
   local callopts
   if n > nargs then
@@ -836,6 +836,26 @@ for _, row in ipairs(methods.rows) do
       local n = select("#", ...)
       local req = prepare(self, row, row.iterator, { ... }, n, 0, 2)
       return pager_mod().iterate(self, req)
+    end
+    -- each_model, each_tuned_model, each_permission, each_operation: the callback walk
+    local each = "each_" .. row.iterator:gsub("s$", "")
+    Client[each] = function(self, ...)
+      check_open(self, 2)
+      local argv, n = { ... }, select("#", ...)
+      local on_item, on_done
+      if n >= 2 and type(argv[n]) == "function" and type(argv[n - 1]) == "function" then
+        on_item, on_done = argv[n - 1], argv[n]
+        argv[n - 1], argv[n] = nil, nil
+        n = n - 2
+      elseif n >= 1 and type(argv[n]) == "function" then
+        on_item = argv[n]
+        argv[n] = nil
+        n = n - 1
+      else
+        error(format("bad argument #%d to '%s' (function expected for on_item)", n + 1, each), 2)
+      end
+      local req = prepare(self, row, each, argv, n, 0, 2)
+      return pager_mod().each(self, req, on_item, on_done)
     end
   end
 end
