@@ -330,6 +330,8 @@ describe("client errors", function()
       raises("bad argument #1 to 'new' (option 'timeout' must be number, got string)", gemini.new,
         { timeout = "1" })
       raises("base_url must be an http(s) URL", gemini.new, { base_url = "ftp://x" })
+      raises("option 'api_key' contains a control character", gemini.new, { api_key = "k\r\nX-Evil: 1" })
+      raises("option 'headers' has a line break", gemini.new, { headers = { ["x-a"] = "1\r\nX-Evil: 1" } })
     end)
 
     it("for a closed client", function()

@@ -135,6 +135,11 @@ function M.new(opts)
   end
   if not core_ok then error("gemini: cannot load the C core gemini.core: " .. tostring(core), 2) end
 
+  for _, k in ipairs({ "api_key", "access_token", "user_project", "user_agent", "proxy", "ca_file", "ca_path" }) do
+    if type(opts[k]) == "string" and opts[k]:find("[%z\1-\31\127]") then
+      error(format("bad argument #1 to 'new' (option '%s' contains a control character)", k), 2)
+    end
+  end
   local self = setmetatable({}, Client)
   local key = opts.api_key
   if key == nil then key = env("GEMINI_API_KEY") or env("GOOGLE_API_KEY") end
