@@ -20,7 +20,7 @@ BUSTED     ?= busted
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(LUA_PATH);;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(LUA_CPATH);;
 
-.PHONY: all deps build test demo clean schema lint check
+.PHONY: all deps build test demo clean schema lint docs
 
 all: build
 
@@ -47,6 +47,10 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory build
 	@sh tools/demo.sh
+
+docs:
+	@sh tools/deps.sh docs
+	ldoc .
 
 clean:
 	rm -rf build
