@@ -134,12 +134,14 @@ describe("client errors", function()
       assert.matches('"output": "The answer is', err.message, 1, true)
     end)
 
-    it("a truncated body is UNAVAILABLE", function()
+    it("a truncated body is UNAVAILABLE with the HTTP status", function()
       fault { match = { method = "getModel" }, action = "truncate" }
       local res, err = client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("UNAVAILABLE", err.status)
-      assert.is_string(err.kind)
+      assert.equal(200, err.code)
+      assert.equal("recv", err.kind)
+      assert.matches("HTTP 200 reply cut short", err.message, 1, true)
     end)
 
     it("a connection reset is UNAVAILABLE without an HTTP code", function()

@@ -103,6 +103,8 @@ describe("gemini.retry", function()
     assert.is_false(retry.retryable({ code = 400 }))
     assert.is_false(retry.retryable({ code = 404 }))
     assert.is_true(retry.retryable({ kind = "recv" }))
+    assert.is_true(retry.retryable({ kind = "recv", code = 200 }))   -- a reply cut short
+    assert.is_false(retry.retryable({ kind = "recv", code = 200 }, true))
     assert.is_false(retry.retryable({ kind = "too_large" }))
     -- side effects: only when surely not sent, or 429
     assert.is_false(retry.retryable({ code = 503 }, true))

@@ -2,7 +2,7 @@
 --
 -- A failure that comes from the network or the API is returned as `nil, err`, where `err` has:
 --
---  * `code`: the HTTP status, or nil when no response came;
+--  * `code`: the HTTP status, or nil when no response came (a reply cut short keeps its status);
 --  * `status`: Google's canonical code (`NOT_FOUND`, `INVALID_ARGUMENT`, ...); transport failures
 --    give `UNAVAILABLE`, timeouts `DEADLINE_EXCEEDED`, an oversized reply `RESOURCE_EXHAUSTED`;
 --  * `message`: one human line (or Google's text);
@@ -189,13 +189,19 @@ function M.from_transport(c, req, secrets)
   elseif kind == "too_large" then
     msg = format("reply larger than max_response_bytes = %s", tostring(limits.max_response_bytes or "?"))
   end
+  local code = (type(c.status) == "number" and c.status > 0) and c.status or nil
   if msg then
+    if c.error and c.error ~= "" then msg = msg .. " (" .. tostring(c.error) .. ")" end
+  elseif code then
+    -- a reply had started: its status line came, the body was cut short
+    msg = format("HTTP %d reply cut short", code)
     if c.error and c.error ~= "" then msg = msg .. " (" .. tostring(c.error) .. ")" end
   else
     msg = (c.error and c.error ~= "") and tostring(c.error) or (kind .. " failure")
   end
+  if code and type(c.body) == "string" and c.body ~= "" then msg = msg .. ": " .. excerpt(c.body) end
   return M.new({
-    code = nil, http_status = c.status, status = M.kind_status[kind] or "UNAVAILABLE", message = msg,
+    code = code, status = M.kind_status[kind] or "UNAVAILABLE", message = msg,
     kind = kind, curl_code = c.curl_code, method = req.method, path = req.path, rpc = req.rpc,
   }, secrets)
 end

@@ -27,12 +27,13 @@ M.TRANSIENT = { connect = true, resolve = true, connect_timeout = true, proxy = 
 -- @return boolean
 function M.retryable(err, side_effect)
   if err.kind == "cancelled" or err.kind == "too_large" or err.kind == "deadline" then return false end
-  if side_effect then
-    if err.code == 429 then return true end
-    return err.code == nil and err.kind ~= nil and M.NOT_SENT[err.kind] == true
+  if err.kind ~= nil then
+    -- a transport failure (a reply cut short keeps its HTTP code, but is still one)
+    if side_effect then return M.NOT_SENT[err.kind] == true end
+    return M.TRANSIENT[err.kind] == true
   end
-  if err.code then return M.RETRY_CODES[err.code] == true end
-  return err.kind ~= nil and M.TRANSIENT[err.kind] == true
+  if side_effect then return err.code == 429 end
+  return err.code ~= nil and M.RETRY_CODES[err.code] == true
 end
 
 --- The delay before attempt `attempts + 1`.
