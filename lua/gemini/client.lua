@@ -221,6 +221,7 @@ function Client:close()
   if self._closed then return end
   self._closed = true
   self._core:close()
+  if self._wake then self._wake() end
   self._reqs, self._timers, self._queue, self._ready = {}, {}, {}, {}
 end
 
@@ -459,6 +460,7 @@ local function start_transfer(self, req)
   req.id = id
   self._reqs[id] = req
   self._active = self._active + 1
+  if self._wake then self._wake() end   -- event-loop adapter (gemini.luv): sync at the next iteration
 end
 
 local function launch(self, req)
@@ -597,6 +599,7 @@ end
 -- @param fn function
 function Client:_after(delay, fn)
   self._timers[#self._timers + 1] = { at = clock() + delay, fn = fn }
+  if self._wake then self._wake() end
 end
 
 --- Seconds until the next timer (retry or `_after`), or nil when none is set (for event-loop adapters).
@@ -809,6 +812,7 @@ function Request:cancel()
   if self.id and client._reqs[self.id] == self then
     client._reqs[self.id] = nil
     client._core:cancel(self.id)
+    if client._wake then client._wake() end
     client._active = client._active - 1
   end
   for i, q in ipairs(client._queue) do if q == self then table.remove(client._queue, i); break end end
