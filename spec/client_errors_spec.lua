@@ -165,6 +165,17 @@ describe("client errors", function()
       c:close()
     end)
 
+    it("a stalled reply hits stall_timeout", function()
+      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, stall_timeout = 1 }
+      fault { match = { method = "getModel" }, action = "drip", dripBytes = 1, dripIntervalMs = 3000 }
+      local res, err = c:get_model("text-bison-001")
+      assert.is_nil(res)
+      assert.equal("DEADLINE_EXCEEDED", err.status)
+      assert.equal("stall", err.kind)
+      assert.matches("stall_timeout = 1 s", err.message, 1, true)
+      c:close()
+    end)
+
     it("a total deadline bounds the attempt: DEADLINE_EXCEEDED naming the deadline", function()
       local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, deadline = 0.3 }
       fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
@@ -202,6 +213,14 @@ describe("client errors", function()
       local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01, max_attempts = 3 } }
       fault { match = { method = "getModel" }, action = "error", status = 503, errorStatus = "UNAVAILABLE" }
       assert(c:get_model("text-bison-001"))
+      assert.equal(2, #journal())
+      c:close()
+    end)
+
+    it("retry a reply cut short for a call without side effects", function()
+      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01 } }
+      fault { match = { method = "getModel" }, action = "truncate" }
+      assert.equal("models/text-bison-001", assert(c:get_model("text-bison-001")).name)
       assert.equal(2, #journal())
       c:close()
     end)
