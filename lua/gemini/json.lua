@@ -443,7 +443,10 @@ function decode_fields(name, t, nulls)
       t[k] = nil
     elseif f then
       if f.repeated and type(v) == "table" then
-        for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls) end
+        -- only integers, messages and Anys need work; strings, floats, bools and enums stay as decoded
+        if INT_TYPES[f.type] or f.type == "message" or f.type == "any" then
+          for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls) end
+        end
       else
         t[k] = decode_scalar(f, v, nulls)
       end
