@@ -280,7 +280,7 @@ local function prepare(self, row, fname, argv, n, shift, level)
   local callopts
   if n > nargs then
     local extra = argv[nargs + 1]
-    if n == nargs + 1 and type(extra) == "table" then
+    if n == nargs + 1 and (type(extra) == "table" or extra == nil) then
       callopts = extra
     else
       argerr(nargs + 1 + shift, fname, "unexpected argument: " .. fname .. " takes " .. (nargs + shift) ..
