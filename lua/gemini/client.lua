@@ -39,7 +39,7 @@ local function operation_mod() return require("gemini.operation") end
 local function pager_mod() return require("gemini.pager") end
 local function handles_mod() return require("gemini.handles") end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Clock (for retries, deadlines and operation waits)
 
 local clock, sleep
@@ -64,11 +64,12 @@ do
   end
 end
 --- Monotonic-ish clock in seconds (the core's, else lua-socket's, else os.time).
-M.clock = function() return clock() end
---- Sleeps `s` seconds without driving any transfer.
-M.sleep = function(s) if s > 0 then sleep(s) end end
+function M.clock() return clock() end
 
----------------------------------------------------------------------------------------------------
+--- Sleeps `s` seconds without driving any transfer.
+function M.sleep(s) if s > 0 then sleep(s) end end
+
+-- ================================================================================================
 -- Options
 
 local OPTIONS = {
@@ -230,7 +231,7 @@ local function check_open(self, level)
   if self._closed then error("gemini: client is closed", level + 1) end
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Prepare: arguments -> request record (raises on misuse)
 
 local function argerr(pos, fname, msg, level)
@@ -408,7 +409,7 @@ local function prepare(self, row, fname, argv, n, shift, level)
   return req
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Send, drive, finish
 
 local function url_of(self, req)
@@ -783,11 +784,13 @@ function Client:_prepare(id, fname, shift, level, argv, n)
   return prepare(self, methods.by_id[id], fname, argv, n, shift, level + 1)
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Request handles (callback form)
 
 --- Has the request finished (result or error available, callback possibly still due)?
-function Request:done() return self.finished == true end
+function Request:done()
+  return self.finished == true
+end
 
 --- Drives the client until this request ends; returns its result, err.
 function Request:wait()
@@ -827,8 +830,160 @@ function Request:__tostring()
     self.finished and "done" or "in flight")
 end
 
----------------------------------------------------------------------------------------------------
--- Methods from the rows
+-- ================================================================================================
+-- Methods from the rows (made in the loop below; documented here for LDoc).
+-- Every method takes an optional options table (`timeout`, `retry`, `deadline`) after its own
+-- arguments, and an optional callback last (then it returns a request handle instead of blocking).
+
+--- One page of models: `GET /v1beta3/models`.
+-- @function Client:list_models
+-- @param query optional `{ pageSize =, pageToken = }`
+-- @return `{ models = {...}, nextPageToken = }`, or nil plus an error
+
+--- Iterator over every model of every page (raises the error object on failure).
+-- @function Client:models
+-- @param query optional `{ pageSize = }`
+-- @return iterator
+
+--- A model: `GET /v1beta3/models/*`.
+-- @function Client:get_model
+-- @param name "models/x" or "x"
+-- @return Model table, or nil plus an error
+
+--- `POST {model}:generateText`, for models/* and tunedModels/*.
+-- @function Client:generate_text
+-- @param model name
+-- @param body GenerateTextRequest table, or a prompt string
+-- @return GenerateTextResponse table, or nil plus an error
+
+--- `POST models/*:generateMessage`.
+-- @function Client:generate_message
+-- @param model name
+-- @param body GenerateMessageRequest table, or a message string
+-- @return GenerateMessageResponse table, or nil plus an error
+
+--- `POST models/*:countMessageTokens`.
+-- @function Client:count_message_tokens
+-- @param model name
+-- @param body CountMessageTokensRequest table
+-- @return `{ tokenCount = }`, or nil plus an error
+
+--- `POST models/*:countTextTokens`.
+-- @function Client:count_text_tokens
+-- @param model name
+-- @param body CountTextTokensRequest table, or a prompt string
+-- @return `{ tokenCount = }`, or nil plus an error
+
+--- `POST models/*:embedText`.
+-- @function Client:embed_text
+-- @param model name
+-- @param body `{ text = }`, or a string
+-- @return `{ embedding = { value = {...} } }`, or nil plus an error
+
+--- `POST models/*:batchEmbedText`; over 100 texts it sends concurrent chunks merged in order.
+-- @function Client:batch_embed_text
+-- @param model name
+-- @param body `{ texts = {...} }`, or a list of strings
+-- @return `{ embeddings = {...} }`, or nil plus an error
+
+--- One page of tuned models: `GET /v1beta3/tunedModels`.
+-- @function Client:list_tuned_models
+-- @param query optional `{ pageSize =, pageToken =, filter = }`
+-- @return `{ tunedModels = {...}, nextPageToken = }`, or nil plus an error
+
+--- Iterator over every tuned model of every page.
+-- @function Client:tuned_models
+-- @param query optional `{ pageSize =, filter = }`
+-- @return iterator
+
+--- A tuned model: `GET tunedModels/*`.
+-- @function Client:get_tuned_model
+-- @param name name or id
+-- @return TunedModel table, or nil plus an error
+
+--- `DELETE tunedModels/*`.
+-- @function Client:delete_tuned_model
+-- @param name name or id
+-- @return true, or nil plus an error
+
+--- `POST /v1beta3/tunedModels`: starts tuning.
+-- @function Client:create_tuned_model
+-- @param body TunedModel table
+-- @param query optional `{ tunedModelId = }`
+-- @return an operation handle (see `gemini.operation`), or nil plus an error
+
+--- `PATCH tunedModels/*`; an absent updateMask is derived from the body's fields.
+-- @function Client:update_tuned_model
+-- @param name name or id
+-- @param body TunedModel fields
+-- @param query optional `{ updateMask = }`
+-- @return TunedModel table, or nil plus an error
+
+--- `POST tunedModels/*:transferOwnership`.
+-- @function Client:transfer_ownership
+-- @param name name or id
+-- @param body `{ emailAddress = }`
+-- @return true, or nil plus an error
+
+--- `POST {tunedModels/*, corpora/*}/permissions`.
+-- @function Client:create_permission
+-- @param parent full name
+-- @param body Permission table
+-- @return Permission table, or nil plus an error
+
+--- One page of permissions.
+-- @function Client:list_permissions
+-- @param parent full name
+-- @param query optional `{ pageSize =, pageToken = }`
+-- @return `{ permissions = {...}, nextPageToken = }`, or nil plus an error
+
+--- Iterator over every permission of every page.
+-- @function Client:permissions
+-- @param parent full name
+-- @param query optional `{ pageSize = }`
+-- @return iterator
+
+--- `GET .../permissions/*`.
+-- @function Client:get_permission
+-- @param name full name
+-- @return Permission table, or nil plus an error
+
+--- `PATCH .../permissions/*`; an absent updateMask is derived from the body's fields.
+-- @function Client:update_permission
+-- @param name full name
+-- @param body `{ role = }`
+-- @param query optional `{ updateMask = }`
+-- @return Permission table, or nil plus an error
+
+--- `DELETE .../permissions/*`.
+-- @function Client:delete_permission
+-- @param name full name
+-- @return true, or nil plus an error
+
+--- `GET /v1beta3/tunedModels/*/operations/*`.
+-- @function Client:get_operation
+-- @param name full operation name
+-- @return an operation handle, or nil plus an error
+
+--- One page of a tuned model's operations.
+-- @function Client:list_operations
+-- @param name tuned model name or id
+-- @param query optional `{ pageSize =, pageToken =, filter = }`
+-- @return `{ operations = { handles... }, nextPageToken = }`, or nil plus an error
+
+--- Iterator over a tuned model's operations (operation handles).
+-- @function Client:operations
+-- @param name tuned model name or id
+-- @param query optional
+-- @return iterator
+
+--- Walks every page with callbacks; pages are fetched from `poll`/`run`. Also `each_tuned_model(query, ...)`,
+-- `each_permission(parent, query, ...)` and `each_operation(name, query, ...)`.
+-- @function Client:each_model
+-- @param query optional
+-- @param on_item function(item); return false to stop
+-- @param on_done optional function(count, err)
+-- @return a handle with `done()` and `cancel()`
 
 for _, row in ipairs(methods.rows) do
   local id = row.id
@@ -869,16 +1024,36 @@ for _, row in ipairs(methods.rows) do
   end
 end
 
---- An operation handle for an operation name (fetches it): same as `get_operation`.
--- (get_operation itself comes from the rows and returns an operation handle.)
-
 --- A model handle: `client:model("text-bison-001").name == "models/text-bison-001"`.
-function Client:model(name) check_open(self, 2); return handles_mod().make(self, "model", name, 2) end
+-- @param name "models/x" or "x"
+-- @return model handle (userdata)
+function Client:model(name)
+  check_open(self, 2)
+  return handles_mod().make(self, "model", name, 2)
+end
+
 --- A tuned model handle.
-function Client:tuned_model(name) check_open(self, 2); return handles_mod().make(self, "tuned_model", name, 2) end
+-- @param name "tunedModels/x" or "x"
+-- @return tuned model handle (userdata)
+function Client:tuned_model(name)
+  check_open(self, 2)
+  return handles_mod().make(self, "tuned_model", name, 2)
+end
+
 --- A corpus handle (for its permissions).
-function Client:corpus(name) check_open(self, 2); return handles_mod().make(self, "corpus", name, 2) end
+-- @param name "corpora/x" or "x"
+-- @return corpus handle (userdata)
+function Client:corpus(name)
+  check_open(self, 2)
+  return handles_mod().make(self, "corpus", name, 2)
+end
+
 --- A permission handle (`tunedModels/*/permissions/*` or `corpora/*/permissions/*`).
-function Client:permission(name) check_open(self, 2); return handles_mod().make(self, "permission", name, 2) end
+-- @param name full permission name
+-- @return permission handle (userdata)
+function Client:permission(name)
+  check_open(self, 2)
+  return handles_mod().make(self, "permission", name, 2)
+end
 
 return M

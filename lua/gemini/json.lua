@@ -24,7 +24,7 @@ local mtype = math.type
 
 local PREFIX = "type.googleapis.com/"
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Codec choice
 
 --- The default codec: a private lua-cjson instance, else `vim.json`.
@@ -45,7 +45,7 @@ function M.default_codec()
   error("gemini: no JSON library: install lua-cjson, or pass a json codec {encode=, decode=, null=}", 2)
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Generic encoder
 
 --- Marker for a free-form table that must be written as a JSON array even when empty.
@@ -142,7 +142,7 @@ function encode_value(v, buf, depth, nulls)
   else error("cannot encode a " .. tv .. " in JSON", 0) end
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Schema indexes
 
 local index_cache = {}
@@ -231,7 +231,7 @@ local function field_names(idx, exclude)
   return names
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Schema encoder
 
 local INT_TYPES = { int32 = true, int64 = true, uint32 = true, uint64 = true, sint32 = true, sint64 = true,
@@ -402,7 +402,7 @@ function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
   buf[#buf + 1] = "}"
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Schema decoder
 
 local decode_fields
@@ -471,7 +471,7 @@ function M.decode_any(v, nulls)
   return strip_nulls(v, nulls)
 end
 
----------------------------------------------------------------------------------------------------
+-- ================================================================================================
 -- Codec objects
 
 local Codec = {}
