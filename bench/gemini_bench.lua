@@ -4,7 +4,8 @@
 --   lua5.4 bench/gemini_bench.lua --mode MODE [--url BASE_URL] [--ca FILE] [--n N] [--time S] [--conc C]
 -- MODE: probe     one blocking request, then whether the callback form works (prints version, callback=0|1)
 --       seq       blocking generate_text in a loop
---       conc      callback form with C requests in flight (refilled from the callbacks), client:run()
+--       conc      callback form with C requests in flight (refilled from the callbacks), client:run();
+--                 --maxconn N passes max_connections = N too
 --       embed     blocking batch_embed_text of 100 texts (100 x 768 reply); --compact uses the C decoder
 --       rss       blocking requests; RSS (after a full GC) at 100 and at N requests
 --       alloc     (under bench/alloc_count) allocations per blocking request after a warm-up
@@ -121,9 +122,9 @@ end
 
 if mode == "conc" then
   local conc = tonumber(a.conc or 8)
-  local client = new_client{ max_in_flight = conc }
+  -- --maxconn N also raises the core's connection cap (max_connections, default 16 in the core)
+  local client = new_client{ max_in_flight = conc, max_connections = tonumber(a.maxconn) }
   local started, done, failed = 0, 0, nil
-  local t0 = clock()
   local stop_at = math.huge
   local start
   local function on_done(res, err)
@@ -135,17 +136,25 @@ if mode == "conc" then
     started = started + 1
     client:generate_text(MODEL, gen_body(), on_done)
   end
+  -- client:run() returns when nothing was in flight before the due callbacks ran, even when those
+  -- callbacks started new requests (reported); so drive it until every started request is done
+  local function drive(deadline)
+    for _ = 1, 1e7 do
+      client:run()
+      if done >= started or failed or clock() > deadline then return end
+    end
+  end
   -- warm-up: one round at full width (opens the connections, TLS, HTTP/2 settings)
   local wn = n
   n = conc
   for _ = 1, conc do start() end
-  client:run()
+  drive(clock() + 30)
   if failed then common.fail("warm-up failed: " .. failed) end
   n, started, done = wn, 0, 0
-  t0 = clock()
+  local t0 = clock()
   stop_at = t0 + max_time
   for _ = 1, math.min(conc, n) do start() end
-  client:run()
+  drive(stop_at + 30)
   local elapsed = clock() - t0
   if failed then common.fail("a request failed: " .. failed) end
   common.result{ n = done, secs = elapsed, conc = conc }

@@ -49,7 +49,8 @@ local function synth_generate()
   local cats = { "DEROGATORY", "TOXICITY", "VIOLENCE", "SEXUAL", "MEDICAL", "DANGEROUS" }
   local r = {}
   for i, c in ipairs(cats) do
-    r[i] = '        {\n          "category": "HARM_CATEGORY_' .. c .. '",\n          "probability": "NEGLIGIBLE"\n        }'
+    r[i] = '        {\n          "category": "HARM_CATEGORY_' .. c
+      .. '",\n          "probability": "NEGLIGIBLE"\n        }'
   end
   return '{\n  "candidates": [\n    {\n      "output": "Hi there! How can I help you today?",\n'
     .. '      "safetyRatings": [\n' .. table.concat(r, ",\n") .. '\n      ]\n    }\n  ]\n}\n'

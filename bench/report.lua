@@ -89,7 +89,8 @@ local function p(s) out[#out + 1] = s or "" end
 local CONTENDER_NAMES = {
   limit = "the limit (bench/limit.c, libcurl from C)",
   gemini = "lua-gemini, blocking",
-  ["gemini-nb"] = "lua-gemini, non-blocking",
+  ["gemini-nb"] = "lua-gemini, non-blocking (max_in_flight = N)",
+  ["gemini-nb-maxconn"] = "lua-gemini, non-blocking, max_connections = N too",
   ["curl-process"] = "a `curl` process per request (io.popen)",
   luasocket = "LuaSocket socket.http (+LuaSec) + cjson",
   node = "Google's Node client (REST fallback)",
@@ -98,7 +99,8 @@ local CONTENDER_NAMES = {
   ["gemini-compact"] = "lua-gemini, compact vectors opt-in",
   ["memory-tables"] = "heap of the decoded tables",
   ["memory-compact"] = "heap of the compact vectors",
-  ["gemini-tls"] = "lua-gemini, blocking, HTTPS",
+  ["gemini-tls"] = "lua-gemini, blocking, HTTPS (HTTP/2)",
+  ["limit-tls"] = "the limit, HTTPS (HTTP/2; valgrind heap summary)",
   cjson = "require \"cjson\" (reference)",
   ["socket.http"] = "require \"socket.http\" (reference)",
 }
@@ -120,7 +122,8 @@ end
 p("# lua-gemini benchmark results")
 p()
 p("Written by `bash bench/run` (`make bench`); see bench/README.md for how to run and read it. Every figure is the")
-p("median of " .. (env.runs or "?") .. " runs (" .. (env.run_time or "?") .. " s each for throughput cases) unless said otherwise;")
+p("median of " .. (env.runs or "?") .. " runs (" .. (env.run_time or "?")
+  .. " s each for throughput cases) unless said otherwise;")
 p("the range is min–max over the runs. Servers: nginx on 127.0.0.1 with canned v1beta3 replies (HTTP/1.1")
 p("keep-alive, and HTTPS offering HTTP/2 with a certificate made at bench time), and the bundled emulator")
 p("with `--latency 50` for the latency-bound case.")
@@ -170,7 +173,8 @@ ratio_target("≥ 5× Google's Node client (HTTP/1.1)",
 ratio_target("≥ 5× Google's Node client (HTTPS)",
   { "seq-tls", "gemini", rps, "req/s" }, { "seq-tls", "node", rps, "req/s" }, 5)
 ratio_target("Non-blocking, 32 in flight over HTTP/2 ≥ 1.5× blocking (HTTPS)",
-  { "conc-h2-32", "gemini-nb", rps, "req/s" }, { "seq-tls", "gemini", rps, "req/s" }, 1.5)
+  { "conc-h2-32", "gemini-nb", rps, "req/s" },
+  { (data["conc-h2-32"] or {}).gemini and "conc-h2-32" or "seq-tls", "gemini", rps, "req/s blocking" }, 1.5)
 ratio_target("Latency-bound (--latency 50), 32 in flight ≥ 20× sequential",
   { "latency-32", "gemini-nb", rps, "req/s" }, { "latency-seq", "gemini", rps, "req/s" }, 20)
 do -- batchEmbedText vs transfer + cjson.decode
@@ -193,7 +197,7 @@ ratio_target("Compact vectors use ≥ 3× less memory than tables",
 do
   local g = stat("rss", "gemini", field("growth_kib"))
   if g then
-    target("RSS growth < 1 MiB from 100 to 20,000 requests", string.format("%d KiB", g), g < 1024,
+    target("RSS growth < 1 MiB from 100 to 20,000 requests", string.format("%.0f KiB", g), g < 1024,
       "median of the runs' growth after a full GC")
   else
     target("RSS growth < 1 MiB from 100 to 20,000 requests", "–", nil, why_not("rss", "gemini"))
@@ -213,7 +217,9 @@ p("|---|---|---|---|")
 local n_met, n_missed, n_unknown = 0, 0, 0
 for _, t in ipairs(targets) do
   local met = t[3] == true and "**met**" or t[3] == false and "**not met**" or "not measured"
-  if t[3] == true then n_met = n_met + 1 elseif t[3] == false then n_missed = n_missed + 1 else n_unknown = n_unknown + 1 end
+  if t[3] == true then n_met = n_met + 1
+  elseif t[3] == false then n_missed = n_missed + 1
+  else n_unknown = n_unknown + 1 end
   p(string.format("| %s | %s | %s | %s |", t[1], t[2], met, (t[4] or ""):gsub("|", "\\|")))
 end
 p()
@@ -223,7 +229,7 @@ p("Findings below.")
 p()
 
 -- ------------------------------------------------------------------ throughput tables
-local ORDER = { "limit", "gemini", "gemini-nb", "curl-process", "luasocket", "node" }
+local ORDER = { "limit", "gemini", "gemini-nb", "gemini-nb-maxconn", "curl-process", "luasocket", "node" }
 local function throughput_table(c, title, limit_w)
   p("### " .. title)
   p()
@@ -234,7 +240,7 @@ local function throughput_table(c, title, limit_w)
     local m, lo, hi = stat(c, w, rps)
     if m then
       local nmed = stat(c, w, function(r) return r.n end)
-      p(string.format("| %s | %s | %s | %s | %s–%s | %d |", cname(w), fmt(m), fmt(1000 / m, 3),
+      p(string.format("| %s | %s | %s | %s | %s–%s | %.0f |", cname(w), fmt(m), fmt(1000 / m, 3),
         lim and string.format("%.2f", m / lim) or "–", fmt(lo), fmt(hi), nmed))
     else
       p(string.format("| %s | %s | | | | |", cname(w), why_not(c, w)))
@@ -245,14 +251,19 @@ end
 
 p("## Cases")
 p()
+p("In the in-flight cases the limit is bench/limit.c with N reused easy handles on one multi handle. Contenders of")
+p("a case run interleaved (round r of every contender, then round r+1), so a busy moment hits them all.")
+p()
 throughput_table("seq-h1", "Sequential generateText, HTTP/1.1 keep-alive")
-throughput_table("seq-tls", "Sequential generateText, HTTPS (libcurl negotiates HTTP/2; LuaSec and Node speak HTTP/1.1)")
+throughput_table("seq-tls",
+  "Sequential generateText, HTTPS (libcurl negotiates HTTP/2; LuaSec and Node speak HTTP/1.1)")
 for _, proto in ipairs({ "h1", "h2" }) do
   for _, k in ipairs({ 8, 32, 64 }) do
     local c = "conc-" .. proto .. "-" .. k
     if data[c] then
-      throughput_table(c, string.format("%d in flight, %s", k, proto == "h1" and "HTTP/1.1 (one connection per request in flight)"
-        or "HTTP/2 over TLS (multiplexed)"), "limit")
+      local how = proto == "h1" and "HTTP/1.1 (one connection per request in flight)"
+        or "HTTP/2 over TLS (multiplexed)"
+      throughput_table(c, string.format("%d in flight, %s", k, how), "limit")
     end
   end
 end
@@ -295,12 +306,13 @@ if data["latency-seq"] or data["latency-32"] then
   p("| contender | mode | seconds for the run | req/s | range (s) |")
   p("|---|---|---|---|---|")
   for _, row in ipairs({ { "latency-seq", "limit", "sequential" }, { "latency-seq", "gemini", "sequential" },
-      { "latency-32", "limit", "32 in flight" }, { "latency-32", "gemini-nb", "32 in flight" } }) do
+      { "latency-32", "limit", "32 in flight" }, { "latency-32", "gemini-nb", "32 in flight" },
+      { "latency-32", "gemini-nb-maxconn", "32 in flight" } }) do
     local m, lo, hi = stat(row[1], row[2], function(r) return r.secs end)
     if m then
       local n = stat(row[1], row[2], function(r) return r.n end)
-      p(string.format("| %s | %s | %.2f (%d requests) | %s | %.2f–%.2f |", cname(row[2]), row[3], m, n,
-        fmt(stat(row[1], row[2], rps)), lo, hi))
+      p(string.format("| %s | %s | %.2f (%.0f requests) | %s | %.2f–%.2f |", cname(row[2]), row[3], m, n,
+        fmt((stat(row[1], row[2], rps))), lo, hi))
     else
       p(string.format("| %s | %s | %s | | |", cname(row[2]), row[3], why_not(row[1], row[2])))
     end
@@ -328,7 +340,7 @@ if data.rss then
   p("|---|---|---|---|---|")
   local g = stat("rss", "gemini", field("growth_kib"))
   if g then
-    p(string.format("| %s | %d | %d | %d | %d |", cname("gemini"), stat("rss", "gemini", field("rss100_kib")),
+    p(string.format("| %s | %.0f | %.0f | %.0f | %.0f |", cname("gemini"), stat("rss", "gemini", field("rss100_kib")),
       stat("rss", "gemini", field("rss_end_kib")), g, stat("rss", "gemini", function(r) return r.n end)))
   else
     p("| " .. cname("gemini") .. " | " .. why_not("rss", "gemini") .. " | | | |")
@@ -342,11 +354,13 @@ if data.alloc then
   p("### Allocations per small request (bench/alloc_count: counting lua_Alloc + interposed malloc)")
   p()
   p("Counted over the timed requests after a warm-up. \"Lua\" is every block the Lua state allocates (new blocks;")
-  p("resizes separately); \"C\" is every malloc/calloc/realloc outside the Lua allocator (libcurl, OpenSSL, the C core).")
+  p("resizes separately); \"C\" is every malloc/calloc/realloc outside the Lua allocator (libcurl, OpenSSL,")
+  p("the C core).")
+  p("The limit's rows come from valgrind's heap summary (two run lengths, the difference per request).")
   p()
   p("| contender | Lua allocs | Lua resizes | Lua bytes | C allocs | C bytes |")
   p("|---|---|---|---|---|---|")
-  for _, w in ipairs(contenders_of("alloc", { "gemini", "gemini-tls", "luasocket" })) do
+  for _, w in ipairs(contenders_of("alloc", { "limit", "gemini", "limit-tls", "gemini-tls", "luasocket" })) do
     local la = stat("alloc", w, field("lua_allocs"))
     if la then
       p(string.format("| %s | %.1f | %.1f | %.0f | %.1f | %.0f |", cname(w), la, stat("alloc", w, field("lua_resizes")),
