@@ -46,6 +46,21 @@ describe("client models", function()
     c:close()
   end)
 
+  it("client:call reaches any method by name, and a json codec can be plugged in", function()
+    assert.equal("models/text-bison-001", assert(client:call("get_model", "text-bison-001")).name)
+    assert.has_error(function() client:call("no_such_method") end)
+    local cjson = require("cjson").new()
+    local decoded = 0
+    local c = gemini.new { api_key = "k1", base_url = emu.url, retry = false,
+      json = { encode = cjson.encode, null = cjson.null,
+               decode = function(s) decoded = decoded + 1; return cjson.decode(s) end } }
+    local m = assert(c:get_model("text-bison-001"))
+    assert.equal(1, decoded)
+    assert.equal(8196, m.inputTokenLimit)
+    if math.type then assert.equal("integer", math.type(m.inputTokenLimit)) end
+    c:close()
+  end)
+
   it("list_models without arguments sends no query", function()
     local page = assert(client:list_models())
     assert.is_true(#page.models >= 3)
