@@ -1,0 +1,669 @@
+--- gemini.core, the C transport, exercised directly over real HTTP on loopback.
+-- A small luv HTTP/1.1 server (below) runs in a child lua5.4 process; it echoes what arrived on the
+-- wire, counts connections and concurrent requests, and can delay, stall, redirect or send large
+-- bodies. Nothing here mocks the transport.
+local core = require "gemini.core"
+local cjson = require("cjson").new()
+
+local SERVER_SRC = [==[
+-- throwaway HTTP/1.1 test server on luv, for spec/core_spec.lua
+local uv = require "luv"
+local cjson = require("cjson").new()
+local server = uv.new_tcp()
+assert(server:bind("127.0.0.1", 0))
+local nconn, active, max_active, journal = 0, 0, 0, {}
+local blackhole = uv.new_tcp()
+assert(blackhole:bind("127.0.0.1", 0))
+assert(blackhole:listen(1, function() end))   -- never accepts
+
+local reasons = { [200] = "OK", [204] = "No Content", [302] = "Found", [404] = "Not Found",
+                  [500] = "Internal Server Error" }
+
+local function respond(client, status, headers, body, keep)
+  if client:is_closing() then return end   -- the peer went away (cancel, close, timeout)
+  local out = { ("HTTP/1.1 %d %s\r\n"):format(status, reasons[status] or "Status") }
+  local has_len = false
+  for _, h in ipairs(headers or {}) do
+    out[#out + 1] = h[1] .. ": " .. h[2] .. "\r\n"
+    if h[1]:lower() == "content-length" or h[1]:lower() == "transfer-encoding" then has_len = true end
+  end
+  if not has_len then out[#out + 1] = "Content-Length: " .. #(body or "") .. "\r\n" end
+  if not keep then out[#out + 1] = "Connection: close\r\n" end
+  out[#out + 1] = "\r\n"
+  out[#out + 1] = body or ""
+  client:write(table.concat(out))
+end
+
+local function handle(client, conn_id, req, done)
+  local path, query = req.target:match("^([^?]*)%??(.*)$")
+  journal[#journal + 1] = { method = req.method, path = path }
+  local n = tonumber(path:match("^/%a+/(%d+)$"))
+  if path == "/echo" or path:match("^/echo/") then
+    done(200, { { "Content-Type", "application/json" } },
+      cjson.encode { method = req.method, path = path, query = query, headers = req.headers, body = req.body,
+                     conn = conn_id })
+  elseif path:match("^/status/") then
+    done(n, { { "Content-Type", "text/plain" } }, "status " .. n)
+  elseif path == "/headers" then
+    done(200, { { "X-Dup", "first" }, { "X-Dup", "second" }, { "X-MiXeD-Case", "  padded value  " },
+                { "Set-Cookie", "a=1" } }, "ok")
+  elseif path == "/redirect" then
+    done(302, { { "Location", "/echo" } }, "moved")
+  elseif path:match("^/big/") then
+    done(200, {}, ("x"):rep(n))
+  elseif path:match("^/chunked/") then
+    local body = ("y"):rep(n)
+    if client:is_closing() then return done(nil) end
+    client:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    local pos = 1
+    while pos <= #body do
+      local piece = body:sub(pos, pos + 999)
+      client:write(("%x\r\n%s\r\n"):format(#piece, piece))
+      pos = pos + 1000
+    end
+    client:write("0\r\n\r\n")
+    done(nil)
+  elseif path:match("^/slow/") then
+    local t = uv.new_timer()
+    t:start(n, 0, function()
+      t:close()
+      done(200, {}, "slow " .. n .. " " .. query)
+    end)
+  elseif path == "/stall" then
+    client:write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+    -- never finishes; the connection stays open
+  elseif path == "/stats" then
+    done(200, {}, cjson.encode { connections = nconn, max_active = max_active })
+  elseif path == "/journal" then
+    done(200, {}, cjson.encode(journal))
+  elseif path == "/reset" then
+    nconn, max_active, journal = 0, 0, {}
+    done(200, {}, "{}")
+  elseif path == "/shutdown" then
+    done(200, {}, "bye")
+    uv.stop()
+  else
+    done(404, {}, "not found")
+  end
+end
+
+assert(server:listen(128, function()
+  local client = uv.new_tcp()
+  server:accept(client)
+  nconn = nconn + 1
+  local conn_id, buf, busy = nconn, "", false
+  local function parse()
+    if busy then return end
+    local head_end = buf:find("\r\n\r\n", 1, true)
+    if not head_end then return end
+    local head = buf:sub(1, head_end - 1)
+    local lines = {}
+    for line in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = line end
+    local method, target = lines[1]:match("^(%u+) (%S+) HTTP/1%.%d$")
+    local headers = {}
+    for i = 2, #lines do
+      local k, v = lines[i]:match("^([^:]+):%s*(.-)%s*$")
+      if k then headers[k:lower()] = v end
+    end
+    local len = tonumber(headers["content-length"] or "0")
+    if #buf < head_end + 3 + len then return end
+    local body = buf:sub(head_end + 4, head_end + 3 + len)
+    buf = buf:sub(head_end + 4 + len)
+    busy = true
+    active = active + 1
+    if active > max_active then max_active = active end
+    handle(client, conn_id, { method = method, target = target, headers = headers, body = body },
+      function(status, hdrs, rbody)
+        active = active - 1
+        busy = false
+        if status then respond(client, status, hdrs, rbody, true) end
+        if not client:is_closing() then parse() end
+      end)
+  end
+  client:read_start(function(err, chunk)
+    if err or not chunk then
+      if not client:is_closing() then client:close() end
+      return
+    end
+    buf = buf .. chunk
+    parse()
+  end)
+end))
+io.stdout:write(server:getsockname().port, " ", blackhole:getsockname().port, "\n")
+io.stdout:flush()
+uv.run()
+]==]
+
+local function tmpfile(contents)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(contents)
+  f:close()
+  return path
+end
+
+local Server = {}
+Server.__index = Server
+
+local function start_server()
+  local script = tmpfile(SERVER_SRC)
+  local proc = assert(io.popen("exec lua5.4 " .. script, "r"))
+  local line = proc:read("*l")
+  assert(line, "test server did not start")
+  local port, hole = line:match("^(%d+) (%d+)$")
+  return setmetatable({ proc = proc, script = script, port = tonumber(port), hole_port = tonumber(hole),
+                        url = "http://127.0.0.1:" .. port }, Server)
+end
+
+-- run every transfer of client `c` to the end; returns results by id
+local function drain(c, max_rounds)
+  local results, n = {}, 0
+  for _ = 1, max_rounds or 400 do
+    if c:in_flight() == 0 then break end
+    c:perform(0.25)
+    for _, r in ipairs(c:completions()) do results[r.id] = r; n = n + 1 end
+  end
+  for _, r in ipairs(c:completions()) do results[r.id] = r; n = n + 1 end
+  return results, n
+end
+
+local function fetch(c, req)
+  local id = c:start(req)
+  local results = drain(c)
+  return results[id]
+end
+
+function Server:get(path)
+  local c = core.client{}
+  local r = fetch(c, { url = self.url .. path })
+  c:close()
+  assert(r and r.status == 200, "control request failed: " .. path)
+  return cjson.decode(r.body)
+end
+
+function Server:stop()
+  local c = core.client{ timeout = 5 }
+  fetch(c, { url = self.url .. "/shutdown" })
+  c:close()
+  self.proc:close()
+  os.remove(self.script)
+end
+
+describe("gemini.core", function()
+  local srv
+
+  setup(function() srv = start_server() end)
+  teardown(function() if srv then srv:stop() end end)
+
+  describe("module", function()
+    it("exposes its version, libcurl's version and the constructors", function()
+      assert.is_string(core.VERSION)
+      assert.matches("^libcurl/%d", core.curl_version)
+      assert.is_function(core.client)
+      assert.is_function(core.handle)
+      assert.is_function(core.handle_methods)
+    end)
+  end)
+
+  describe("requests on the wire", function()
+    local c
+    before_each(function() c = core.client{} end)
+    after_each(function() c:close() end)
+
+    it("sends a GET with the caller's headers, a lua-gemini user agent, compression and no Expect", function()
+      local r = fetch(c, { url = srv.url .. "/echo?a=1", headers = { "X-Goog-Api-Key: k1", "X-Two: 2" } })
+      assert.equal(200, r.status)
+      assert.is_nil(r.error)
+      local got = cjson.decode(r.body)
+      assert.equal("GET", got.method)
+      assert.equal("/echo", got.path)
+      assert.equal("a=1", got.query)
+      assert.equal("k1", got.headers["x-goog-api-key"])
+      assert.equal("2", got.headers["x-two"])
+      assert.matches("^lua%-gemini/", got.headers["user-agent"])
+      assert.matches("gzip", got.headers["accept-encoding"])
+      assert.is_nil(got.headers["expect"])
+    end)
+
+    it("sends a POST body byte for byte, with the caller's content type", function()
+      local body = '{"prompt":{"text":"h\\u00e9"}}' .. "\0\1\255"
+      local r = fetch(c, { method = "POST", url = srv.url .. "/echo", body = body,
+                           headers = { "Content-Type: application/json" } })
+      local got = cjson.decode(r.body)
+      assert.equal("POST", got.method)
+      assert.equal(body, got.body)
+      assert.equal(tostring(#body), got.headers["content-length"])
+      assert.equal("application/json", got.headers["content-type"])
+      assert.is_nil(got.headers["expect"])
+    end)
+
+    it("sends a large POST body without Expect: 100-continue", function()
+      local body = ("z"):rep(300000)
+      local r = fetch(c, { method = "POST", url = srv.url .. "/echo", body = body })
+      local got = cjson.decode(r.body)
+      assert.equal(#body, #got.body)
+      assert.is_nil(got.headers["expect"])
+    end)
+
+    it("does not invent a form content type for a body without one", function()
+      local got = cjson.decode(fetch(c, { method = "POST", url = srv.url .. "/echo", body = "{}" }).body)
+      assert.is_nil(got.headers["content-type"])
+      assert.equal("{}", got.body)
+    end)
+
+    it("sends a POST without a body as Content-Length: 0", function()
+      local got = cjson.decode(fetch(c, { method = "POST", url = srv.url .. "/echo" }).body)
+      assert.equal("POST", got.method)
+      assert.equal("0", got.headers["content-length"])
+      assert.equal("", got.body)
+    end)
+
+    it("sends PATCH with a body and DELETE without one", function()
+      local got = cjson.decode(fetch(c, { method = "PATCH", url = srv.url .. "/echo/x", body = '{"a":1}' }).body)
+      assert.equal("PATCH", got.method)
+      assert.equal('{"a":1}', got.body)
+      got = cjson.decode(fetch(c, { method = "DELETE", url = srv.url .. "/echo/y" }).body)
+      assert.equal("DELETE", got.method)
+      assert.equal("/echo/y", got.path)
+      assert.equal("", got.body)
+    end)
+
+    it("decodes status, lowercased headers (last wins), trimmed values, version and timing", function()
+      local r = fetch(c, { url = srv.url .. "/headers" })
+      assert.equal(200, r.status)
+      assert.equal("second", r.headers["x-dup"])
+      assert.equal("padded value", r.headers["x-mixed-case"])
+      assert.is_nil(r.headers["X-MiXeD-Case"])
+      assert.equal("2", r.headers["content-length"])
+      assert.equal("ok", r.body)
+      assert.equal(1.1, r.http_version)
+      assert.is_number(r.total_time)
+      assert.is_true(r.total_time >= 0)
+    end)
+
+    it("returns HTTP error statuses as responses, not transport errors", function()
+      local r = fetch(c, { url = srv.url .. "/status/404" })
+      assert.equal(404, r.status)
+      assert.equal("status 404", r.body)
+      assert.is_nil(r.error)
+      r = fetch(c, { url = srv.url .. "/status/500" })
+      assert.equal(500, r.status)
+    end)
+
+    it("never follows redirects", function()
+      srv:get("/reset")
+      local r = fetch(c, { url = srv.url .. "/redirect" })
+      assert.equal(302, r.status)
+      assert.equal("/echo", r.headers.location)
+      assert.equal("moved", r.body)
+      local paths = {}
+      for _, e in ipairs(srv:get("/journal")) do paths[#paths + 1] = e.path end
+      assert.same({ "/redirect", "/journal" }, paths)   -- /echo was never requested
+    end)
+
+    it("reuses one keep-alive connection for sequential requests", function()
+      srv:get("/reset")
+      local d = core.client{}
+      local conns = {}
+      for i = 1, 5 do
+        local r = fetch(d, { url = srv.url .. "/echo", body = tostring(i), method = "POST" })
+        conns[cjson.decode(r.body).conn] = true
+      end
+      d:close()
+      local n = 0
+      for _ in pairs(conns) do n = n + 1 end
+      assert.equal(1, n)
+      -- since the reset: this client's one connection, plus the one asking for the stats
+      assert.equal(2, srv:get("/stats").connections)
+    end)
+  end)
+
+  describe("concurrency", function()
+    it("runs many transfers at once and reports each under its own id", function()
+      srv:get("/reset")
+      local c = core.client{ max_connections = 8 }
+      local ids = {}
+      for i = 1, 40 do ids[i] = c:start{ url = srv.url .. "/slow/50?i=" .. i } end
+      assert.equal(40, c:in_flight())
+      local results, n = drain(c)
+      assert.equal(40, n)
+      for i = 1, 40 do
+        assert.equal(200, results[ids[i]].status)
+        assert.equal("slow 50 i=" .. i, results[ids[i]].body)
+      end
+      assert.equal(0, c:in_flight())
+      local stats = srv:get("/stats")
+      assert.is_true(stats.max_active > 1, "requests overlapped")
+      assert.is_true(stats.max_active <= 8, "max_connections respected")
+      assert.is_true(stats.connections <= 8 + 1)
+      c:close()
+    end)
+
+    it("perform(0) never blocks and completions() is empty when nothing finished", function()
+      local c = core.client{}
+      assert.equal(0, c:perform(0))
+      assert.same({}, c:completions())
+      local id = c:start{ url = srv.url .. "/slow/300" }
+      assert.equal(1, c:perform(0))
+      assert.same({}, c:completions())
+      local results = drain(c)
+      assert.equal(200, results[id].status)
+      c:close()
+    end)
+
+    it("works when driven from inside coroutines", function()
+      local c = core.client{}
+      local id
+      local co = coroutine.create(function()
+        id = c:start{ url = srv.url .. "/echo" }
+        coroutine.yield()
+        c:perform(0.01)
+      end)
+      assert(coroutine.resume(co))
+      assert(coroutine.resume(co))
+      local results = drain(c)
+      assert.equal(200, results[id].status)
+      c:close()
+    end)
+  end)
+
+  describe("cancel and close", function()
+    it("cancel(id) aborts a transfer: no completion, and the client stays usable", function()
+      local c = core.client{}
+      local slow = c:start{ url = srv.url .. "/slow/5000" }
+      local fast = c:start{ url = srv.url .. "/echo" }
+      c:perform(0.05)
+      assert.is_true(c:cancel(slow))
+      assert.is_false(c:cancel(slow))
+      assert.is_false(c:cancel(12345))
+      local results, n = drain(c)
+      assert.is_nil(results[slow])
+      assert.equal(1, n)
+      assert.equal(200, results[fast].status)
+      assert.equal(200, fetch(c, { url = srv.url .. "/echo" }).status)
+      c:close()
+    end)
+
+    it("cancel(id) drops a finished transfer that was not collected yet", function()
+      local c = core.client{}
+      local id = c:start{ url = srv.url .. "/echo" }
+      for _ = 1, 100 do if c:perform(0.1) == 0 then break end end
+      assert.is_true(c:cancel(id))
+      assert.same({}, c:completions())
+      c:close()
+    end)
+
+    it("close() aborts transfers in flight, is idempotent, and later use raises", function()
+      local c = core.client{}
+      for i = 1, 5 do c:start{ url = srv.url .. "/slow/5000?" .. i } end
+      c:perform(0.05)
+      c:close()
+      c:close()
+      assert.equal("gemini.core.client (closed)", tostring(c))
+      for _, call in ipairs {
+        function() c:start{ url = srv.url } end, function() c:perform(0) end, function() c:completions() end,
+        function() c:cancel(1) end, function() c:in_flight() end, function() c:take_events() end,
+        function() c:socket_action(-1) end,
+      } do
+        assert.has_error(call, "gemini.core: client is closed")
+      end
+    end)
+
+    it("a client collected with transfers in flight frees them safely", function()
+      do
+        local c = core.client{}
+        for i = 1, 5 do c:start{ url = srv.url .. "/slow/5000?gc" .. i } end
+        c:perform(0.05)
+      end
+      collectgarbage()
+      collectgarbage()
+      local d = core.client{}
+      assert.equal(200, fetch(d, { url = srv.url .. "/echo" }).status)
+      d:close()
+    end)
+
+    it("supports to-be-closed variables through __close", function()
+      local mt = getmetatable and debug.getmetatable(core.client{})
+      assert.is_function(mt.__close)
+      assert.is_function(mt.__gc)
+    end)
+  end)
+
+  describe("transport failures", function()
+    it("a timeout gives kind 'timeout' and names the limit", function()
+      local c = core.client{ timeout = 0.3 }
+      local r = fetch(c, { url = srv.url .. "/slow/3000" })
+      assert.equal("timeout", r.kind)
+      assert.equal(28, r.curl_code)
+      assert.matches("timeout %(0%.3 s%)", r.error)
+      assert.is_nil(r.status)
+      c:close()
+    end)
+
+    it("a per-request timeout overrides the client's", function()
+      local c = core.client{ timeout = 60 }
+      local r = fetch(c, { url = srv.url .. "/slow/3000", timeout = 0.2 })
+      assert.equal("timeout", r.kind)
+      assert.matches("timeout %(0%.2 s%)", r.error)
+      r = fetch(c, { url = srv.url .. "/slow/100", timeout = 5 })
+      assert.equal(200, r.status)
+      c:close()
+    end)
+
+    it("a connection that is never accepted gives kind 'connect_timeout'", function()
+      local socket = require "socket"
+      local held = {}
+      for i = 1, 4 do   -- fill the never-accepting listener's backlog
+        local s = socket.tcp()
+        s:settimeout(0.2)
+        s:connect("127.0.0.1", srv.hole_port)
+        held[i] = s
+      end
+      local c = core.client{ connect_timeout = 0.4 }
+      local r = fetch(c, { url = "http://127.0.0.1:" .. srv.hole_port .. "/" })
+      for _, s in ipairs(held) do s:close() end
+      assert.equal("connect_timeout", r.kind)
+      assert.matches("connect_timeout %(0%.4 s%)", r.error)
+      c:close()
+    end)
+
+    it("a stalled body gives kind 'stall', names stall_timeout and keeps the partial status", function()
+      local c = core.client{ stall_timeout = 1 }
+      local r = fetch(c, { url = srv.url .. "/stall" })
+      assert.equal("stall", r.kind)
+      assert.matches("stall_timeout %(1 s%)", r.error)
+      assert.equal(200, r.status)
+      assert.is_nil(r.body)
+      c:close()
+    end)
+
+    it("a response over max_response_bytes gives kind 'too_large' (with and without Content-Length)", function()
+      local c = core.client{ max_response_bytes = 1000 }
+      local a = c:start{ url = srv.url .. "/big/5000" }
+      local b = c:start{ url = srv.url .. "/chunked/5000" }
+      local ok = c:start{ url = srv.url .. "/big/1000" }
+      local results = drain(c)
+      assert.equal("too_large", results[a].kind)
+      assert.equal("too_large", results[b].kind)
+      assert.matches("max_response_bytes %(1000 bytes%)", results[b].error)
+      assert.is_nil(results[b].body)
+      assert.equal(200, results[ok].status)
+      assert.equal(("x"):rep(1000), results[ok].body)
+      c:close()
+    end)
+
+    it("a refused connection gives kind 'connect'", function()
+      local socket = require "socket"
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local c = core.client{}
+      local r = fetch(c, { url = "http://127.0.0.1:" .. port .. "/" })
+      assert.equal("connect", r.kind)
+      assert.equal(7, r.curl_code)
+      assert.is_string(r.error)
+      c:close()
+    end)
+  end)
+
+  describe("event-loop mode", function()
+    it("records socket and timer events for Lua and completes transfers through socket_action", function()
+      local uv = require "luv"
+      local c = core.client{}
+      local seen, polls, timer = {}, {}, uv.new_timer()
+      local results = {}
+      local apply
+      local function collect()
+        for _, r in ipairs(c:completions()) do results[r.id] = r end
+        if c:in_flight() == 0 then uv.stop() end
+      end
+      apply = function()
+        local ev = c:take_events()
+        for _, s in ipairs(ev.sockets) do
+          seen[s.want] = true
+          assert.is_number(s.fd)
+          local p = polls[s.fd]
+          if s.want == "remove" then
+            if p then p:stop(); p:close(); polls[s.fd] = nil end
+          else
+            if not p then p = uv.new_poll(s.fd); polls[s.fd] = p end
+            local fd = s.fd
+            p:start(s.want == "in" and "r" or s.want == "out" and "w" or "rw", function(_, events)
+              c:socket_action(fd, events:find("r") ~= nil, events:find("w") ~= nil)
+              apply()
+            end)
+          end
+        end
+        if ev.timeout_ms then
+          seen.timer = true
+          timer:stop()
+          if ev.timeout_ms >= 0 then
+            timer:start(ev.timeout_ms, 0, function() c:socket_action(-1); apply() end)
+          end
+        end
+        collect()
+      end
+      assert.same({ sockets = {} }, c:take_events())   -- switches to event mode; nothing yet
+      local ids = {}
+      for i = 1, 3 do ids[i] = c:start{ url = srv.url .. "/slow/100?ev" .. i } end
+      apply()
+      local guard = uv.new_timer()
+      guard:start(10000, 0, function() uv.stop() end)
+      uv.run()
+      guard:close()
+      timer:close()
+      for _, p in pairs(polls) do p:close() end
+      uv.run("nowait")   -- let luv finish the closes (luv crashes at exit on unfinished ones)
+      for i = 1, 3 do
+        assert.equal(200, results[ids[i]].status)
+        assert.equal("slow 100 ev" .. i, results[ids[i]].body)
+      end
+      assert.is_true(seen.timer)
+      assert.is_true(seen["in"] or seen.inout)
+      assert.equal(0, c:in_flight())
+      c:close()   -- removes sockets: recorded only, nothing runs
+    end)
+  end)
+
+  describe("misuse", function()
+    it("raises argument errors for bad client options", function()
+      assert.has_error(function() core.client{ timeout = "x" } end,
+        "bad argument #1 to 'client' (option 'timeout' must be a number of seconds, got string)")
+      assert.has_error(function() core.client{ timeout = -1 } end)
+      assert.has_error(function() core.client{ timout = 1 } end,
+        "bad argument #1 to 'client' (unknown option 'timout')")
+      assert.has_error(function() core.client{ insecure = "yes" } end)
+      assert.has_error(function() core.client{ max_response_bytes = 1.5 } end)
+      assert.has_error(function() core.client("x") end)
+    end)
+
+    it("raises argument errors with positions for bad requests", function()
+      local c = core.client{}
+      local function err(f)
+        local ok, e = pcall(f)
+        assert.is_false(ok)
+        return tostring(e)
+      end
+      assert.matches("bad argument #1 to 'start'", err(function() c:start() end))
+      assert.matches("field 'url' must be a string", err(function() c:start{} end))
+      assert.matches("http:// or https://", err(function() c:start{ url = "file:///etc/passwd" } end))
+      assert.matches("control character", err(function() c:start{ url = "http://a/\r\nX: y" } end))
+      assert.matches("upper%-case", err(function() c:start{ url = srv.url, method = "get" } end))
+      assert.matches("headers%[2%] must be a string",
+        err(function() c:start{ url = srv.url, headers = { "A: b", 5 } } end))
+      assert.matches("headers%[1%] contains a control character",
+        err(function() c:start{ url = srv.url, headers = { "A: b\r\nEvil: 1" } } end))
+      assert.matches("field 'body'", err(function() c:start{ url = srv.url, body = 5 } end))
+      assert.matches("field 'timeout'", err(function() c:start{ url = srv.url, timeout = -2 } end))
+      assert.matches("gemini.core.client expected", err(function() c.start({}, { url = srv.url }) end))
+      assert.matches("bad argument #1 to 'perform'", err(function() c:perform(-1) end))
+      assert.matches("bad argument #1 to 'cancel'", err(function() c:cancel("x") end))
+      assert.matches("bad argument #1 to 'socket_action'", err(function() c:socket_action(-5) end))
+      assert.equal(0, c:in_flight())   -- nothing was started by the failed calls
+      c:close()
+    end)
+
+    it("tostring(client) never shows options such as proxy credentials", function()
+      local c = core.client{ proxy = "http://user:s3cret@127.0.0.1:9", user_agent = "ua-s3cret" }
+      assert.matches("^gemini%.core%.client %(", tostring(c))
+      assert.is_nil(tostring(c):find("s3cret"))
+      c:close()
+    end)
+  end)
+
+  describe("resource handles", function()
+    it("look up fields first, then the kind's methods", function()
+      core.handle_methods("model", { get = function(self) return "got " .. self.name end, name = "shadowed" })
+      local h = core.handle("model", "models/text-bison-001", { displayName = "Bison" })
+      assert.equal("models/text-bison-001", h.name)
+      assert.equal("Bison", h.displayName)
+      assert.equal("got models/text-bison-001", h:get())
+      assert.equal("gemini.model(models/text-bison-001)", tostring(h))
+      h.extra = 42
+      assert.equal(42, h.extra)
+      assert.equal(42, core.handle_fields(h).extra)
+      assert.has_error(function() h.name = nil end, "gemini.core: a handle's name must be a string")
+    end)
+
+    it("know their kind, compare by kind and name, and reject bad arguments", function()
+      local a = core.handle("tunedModel", "tunedModels/t1")
+      local b = core.handle("tunedModel", "tunedModels/t1")
+      local d = core.handle("corpus", "tunedModels/t1")
+      assert.equal("tunedModel", core.handle_kind(a))
+      assert.is_nil(core.handle_kind({}))
+      assert.is_nil(core.handle_kind(core.client{}))
+      assert.is_true(a == b)
+      assert.is_false(a == d)
+      assert.is_nil(a.get)
+      assert.has_error(function() core.handle("model") end)
+      assert.has_error(function() core.handle("bad kind", "x") end)
+      assert.has_error(function() core.handle_methods("model", 1) end)
+      assert.has_error(function() core.handle_fields({}) end)
+    end)
+
+    it("methods set later apply to existing handles of that kind", function()
+      local h = core.handle("operation", "tunedModels/t/operations/o")
+      core.handle_methods("operation", { done = function() return true end })
+      assert.is_true(h:done())
+    end)
+  end)
+
+  describe("threads", function()
+    it("two OS threads, each with its own lua_State and client, make requests at once", function()
+      if not os.execute("command -v cc >/dev/null 2>&1") then return pending("no C compiler") end
+      local exe = os.tmpname()
+      local build = ("cc -std=c99 -O1 -o %s tests/threads.c src/*.c -I/usr/include/lua5.4 "
+        .. "$(pkg-config --cflags --libs libcurl) -llua5.4 -lpthread 2>&1"):format(exe)
+      local p = io.popen(build)
+      local out = p:read("*a")
+      p:close()
+      assert.equal("", out)
+      p = io.popen(exe .. " " .. srv.url .. "/echo 2>&1")
+      out = p:read("*a")
+      p:close()
+      os.remove(exe)
+      assert.matches("thread 1: 25 ok", out)
+      assert.matches("thread 2: 25 ok", out)
+    end)
+  end)
+end)
