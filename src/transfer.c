@@ -259,8 +259,9 @@ fail:
 /***
  * Start one HTTP exchange; never blocks. The request table has `method` (default "GET"),
  * `url` (http or https), `headers` (array of "Name: value" strings), `body` (string or nil)
- * and `timeout` (seconds, overrides the client's for this request). Method, url, headers and
- * body are copied. Misuse (bad types, control characters, a closed client) raises.
+ * and `timeout` (seconds, overrides the client's for this request), `fresh_connect` (true: use a
+ * new connection; libcurl silently resends a request whose reused connection died before any reply
+ * byte, which a side-effecting POST must not suffer). Method, url, headers and body are copied. Misuse (bad types, control characters, a closed client) raises.
  * @function client:start
  * @tparam table request
  * @treturn integer id, reported back in the completion
@@ -281,6 +282,7 @@ int gm_l_start(lua_State *L) {
   lua_getfield(L, 2, "headers");   /* 5 */
   lua_getfield(L, 2, "body");      /* 6 */
   lua_getfield(L, 2, "timeout");   /* 7 */
+  lua_getfield(L, 2, "fresh_connect"); /* 8: a new connection, so libcurl never resends it on its own */
 
   if (!lua_isnil(L, 3)) {
     if (lua_type(L, 3) != LUA_TSTRING) return luaL_argerror(L, 2, "field 'method' must be a string");
@@ -326,6 +328,8 @@ int gm_l_start(lua_State *L) {
   t = gm_transfer_acquire(c);
   if (t == NULL) return luaL_error(L, "gemini.core: out of memory");
   err = configure(c, t, method, mlen, url, L, 5, nheaders, has_ctype, body, blen, timeout_ms);
+  if (err == NULL && lua_toboolean(L, 8) && curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+    err = "curl_easy_setopt(CURLOPT_FRESH_CONNECT) failed";
   if (err != NULL) {
     gm_transfer_release(c, t);
     return luaL_error(L, "gemini.core: %s", err);
