@@ -449,8 +449,10 @@ local function start_transfer(self, req)
       req.clamped = true
     end
   end
+  -- a side-effecting POST goes on a new connection: on a reused one that dies before any reply byte,
+  -- libcurl would resend it on its own, behind the retry policy (issue 5)
   local spec = { method = req.method, url = url_of(self, req), headers = headers, body = req.body,
-                 timeout = timeout }
+                 timeout = timeout, fresh_connect = req.row.side_effect or nil }
   if self.on_request then
     self.on_request { method = req.method, url = errors.redact(spec.url, self._secrets), path = req.path,
                       rpc = req.rpc, headers = redacted_headers(self, headers), body = req.body,
