@@ -240,6 +240,19 @@ describe("reliability: retries", function()
         t.client:close()
       end)
 
+      it(name .. " is sent once when a kept-alive connection is reset (no silent libcurl resend)", function()
+        local t = traced { retry = FAST }
+        assert(t.client:get_model("text-bison-001"))   -- leaves a keep-alive connection in the pool
+        emu:control("DELETE", "/emulator/v1/requests")
+        fault { match = { method = RPC[name] }, action = "reset", times = 0 }
+        local res, err = calls(t.client)[name]()
+        assert.is_nil(res)
+        assert.equal("UNAVAILABLE", err.status)
+        assert.equal(1, #journal())
+        assert.equal(1, #t.requests - 1)
+        t.client:close()
+      end)
+
       it(name .. " is retried on 429", function()
         local t = traced { retry = FAST }
         fault { match = { method = RPC[name] }, action = "error", status = 429, times = 2 }
