@@ -136,8 +136,8 @@ if mode == "conc" then
     started = started + 1
     client:generate_text(MODEL, gen_body(), on_done)
   end
-  -- client:run() returns when nothing was in flight before the due callbacks ran, even when those
-  -- callbacks started new requests (reported); so drive it until every started request is done
+  -- run() until every started request is done (bounded; early clients returned from run() while
+  -- callbacks had just started more requests)
   local function drive(deadline)
     for _ = 1, 1e7 do
       client:run()

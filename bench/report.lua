@@ -175,8 +175,25 @@ ratio_target("≥ 5× Google's Node client (HTTPS)",
 ratio_target("Non-blocking, 32 in flight over HTTP/2 ≥ 1.5× blocking (HTTPS)",
   { "conc-h2-32", "gemini-nb", rps, "req/s" },
   { (data["conc-h2-32"] or {}).gemini and "conc-h2-32" or "seq-tls", "gemini", rps, "req/s blocking" }, 1.5)
+do -- context for the HTTP/2 target: what concurrency buys the C limit itself on this machine
+  local lc = stat("conc-h2-32", "limit", rps)
+  local ls = stat("seq-tls", "limit", rps)
+  local t = targets[#targets]
+  if t and lc and ls then
+    t[4] = t[4] .. string.format("; the C limit itself: %s req/s at 32 in flight vs %s sequential (%.2f×)",
+      fmt(lc), fmt(ls), lc / ls)
+  end
+end
 ratio_target("Latency-bound (--latency 50), 32 in flight ≥ 20× sequential",
   { "latency-32", "gemini-nb", rps, "req/s" }, { "latency-seq", "gemini", rps, "req/s" }, 20)
+do
+  local m = stat("latency-32", "gemini-nb-maxconn", rps)
+  local sq = stat("latency-seq", "gemini", rps)
+  local t = targets[#targets]
+  if t and m and sq then
+    t[4] = t[4] .. string.format("; with max_connections = 32: %s req/s (%.2f×)", fmt(m), m / sq)
+  end
+end
 do -- batchEmbedText vs transfer + cjson.decode
   local g = stat("embed", "gemini", ms_per)
   local t = stat("embed", "limit", ms_per)
