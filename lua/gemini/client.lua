@@ -503,9 +503,15 @@ local function outcome(self, req, c)
     end
     return true
   end
-  if type(decoded) ~= "table" then
+  local shape = type(decoded)
+  if decoded ~= nil and decoded == self.json.null then
+    shape = "null"
+  elseif shape == "table" and c.body:find("^%s*%[") then
+    shape = "array"   -- a JSON array decodes to a table too, but no reply of this API is one
+  end
+  if shape ~= "table" then
     local why = decoded == nil and ("a body that is not valid JSON" .. (derr and (" (" .. derr .. ")") or ""))
-      or ("a JSON " .. type(decoded) .. " where an object was expected")
+      or ("a JSON " .. shape .. " where an object was expected")
     return nil, errors.from_response(c, info, nil, self._secrets, why)
   end
   if row.output == "operation" then
