@@ -10,8 +10,9 @@
 --    srv:stop()
 --
 -- Reply options: `status` (200), `headers` (array of "Name: value" lines), `body` (string) or
--- `size` (bytes of filler streamed in 64 KiB pieces), `content_length` (default true; false closes the
--- connection to end the body), `lifetime` (seconds before the process exits on its own, default 60).
+-- `body_file` (a file whose bytes are the body), or `size` (bytes of filler streamed in 64 KiB
+-- pieces), `content_length` (default true; false closes the connection to end the body),
+-- `lifetime` (seconds before the process exits on its own, default 60).
 --
 -- As a script: `lua5.4 spec/helpers/rogue_server.lua DIR` reads DIR/config.lua, writes DIR/port, and
 -- appends what happened on each connection to DIR/log. Loopback only; every loop is bounded.
@@ -105,6 +106,7 @@ end
 local function serve(dir)
   local socket = require("socket")
   local cfg = assert(loadfile(dir .. "/config.lua"))()
+  if cfg.body_file then cfg.body = assert(readfile(cfg.body_file)) end
   local srv = assert(socket.bind("127.0.0.1", 0))
   local _, port = srv:getsockname()
   local pf = assert(io.open(dir .. "/port.tmp", "wb"))
