@@ -263,6 +263,12 @@ local function query_value(kind, v)
       return table.concat(v, ",")
     end
     return nil, "a string or a list of strings"
+  elseif kind == "id" then
+    -- a resource id given as a query value (tunedModelId): the same rules as a name's segment
+    if type(v) ~= "string" then return nil, "an id string" end
+    local ok, why = names.check_id(v)
+    if not ok then return nil, "a valid id, but " .. format("%q", v) .. " " .. why end
+    return v
   else
     if type(v) == "string" then return v end
     return nil, "a string"
@@ -327,6 +333,9 @@ local function prepare(self, row, fname, argv, n, shift, level)
     for k, v in pairs(query) do
       if known[k] then
         local s, want = query_value(known[k], v)
+        if not s and type(v) == "string" and known[k] == "id" then
+          argerr(query_pos, fname, format("query parameter '%s' must be %s", k, want), level)
+        end
         if not s then argerr(query_pos, fname, format("query parameter '%s' must be %s, got %s", k, want, type(v)),
           level) end
         qvals[k] = s
