@@ -9,7 +9,8 @@
 --    `gemini.names.kinds[kind]`), `{ "body", message, exclude = {...} }` (a table encoded as that
 --    schema message; `exclude` lists JSON fields that are not accepted in the body), or
 --    `{ "query" }` (a table of query parameters);
---  * `query`: the accepted query parameters, in URL order, with their types (`int`, `string`, `fieldmask`);
+--  * `query`: the accepted query parameters, in URL order, with their types (`int`, `string`, `fieldmask`,
+--    `id`: a resource id checked like a name's segment);
 --  * `output`: the schema message of the reply, `"empty"` (returns `true`) or `"operation"`;
 --  * `items`: for list methods, the field holding the page's items (for iterators);
 --  * `iterator`: the name of the client's iterator over every item of every page;
@@ -79,7 +80,7 @@ M.rows = {
   { id = "get_tuned_model", rpc = "getTunedModel", verb = "GET", path = "/v1beta3/{name}",
     args = { { "name", "tuned_model" } }, output = "TunedModel" },
   { id = "create_tuned_model", rpc = "createTunedModel", verb = "POST", path = "/v1beta3/tunedModels",
-    args = { { "body", "TunedModel" }, { "query" } }, query = { { "tunedModelId", "string" } },
+    args = { { "body", "TunedModel" }, { "query" } }, query = { { "tunedModelId", "id" } },
     output = "operation", side_effect = true },
   { id = "update_tuned_model", rpc = "updateTunedModel", verb = "PATCH", path = "/v1beta3/{name}",
     args = { { "name", "tuned_model" }, { "body", "TunedModel" }, { "query" } },
