@@ -392,14 +392,16 @@ static const char *classify(gm_transfer *t, char *msg, size_t msglen) {
   curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: {
-      int before_connect = strncmp(t->errbuf, "Resolving timed out", 19) == 0 ||
-                           strncmp(t->errbuf, "Connection timed out", 20) == 0 ||
-                           strstr(t->errbuf, "Failed to connect") != NULL;
+      /* which limit tripped: the low-speed check (stall_timeout), or the clock before the
+         connection was made (connect_timeout) or after it (timeout) */
+      int before_connect;
       if (t->stall_s > 0 && strncmp(t->errbuf, "Operation too slow", 18) == 0) {
         snprintf(msg, msglen, "transfer stalled: no data for stall_timeout (%ld s) (%s)", t->stall_s, detail);
         return "stall";
       }
-      if (!t->errbuf[0]) {
+      if (strncmp(t->errbuf, "Operation timed out", 19) == 0) {
+        before_connect = 0;
+      } else {
         curl_off_t ct = 0;
         curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &ct);
         before_connect = ct == 0;
