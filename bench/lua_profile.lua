@@ -47,7 +47,7 @@ local function dump(t, title)
     print(string.format("  %5.1f%%  %s", 100 * list[i][2] / total, list[i][1]))
   end
 end
-print(string.format("%d requests in %.3f s (hooked); %d samples, %.0f VM instructions per request (approx.)",
-  n, dt, total, total * every / n))
+print(string.format("%d requests in %.3f s (hooked); %d samples (one every %d VM instructions)",
+  n, dt, total, every))
 dump(self_count, "functions (self):")
 dump(site_count, "lines:")
