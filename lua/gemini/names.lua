@@ -11,6 +11,14 @@ local M = {}
 
 local type, format = type, string.format
 
+local ESC = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+
+-- A name quoted on one line: control characters and non-ASCII bytes as escapes (unlike %q, which
+-- breaks the line at a newline and passes other bytes through on Lua 5.1).
+local function quote(s)
+  return '"' .. s:gsub('[%z\1-\31\127-\255"\\]', function(c) return ESC[c] or format("\\%d", c:byte()) end) .. '"'
+end
+
 --- The kinds of name, each a list of accepted forms (collections), and whether a bare id is expanded.
 -- `parts` is the number of `/`-separated segments; `shape` checks collection names.
 M.kinds = {
@@ -79,18 +87,18 @@ function M.check(kind, name)
   if name == "" then return nil, "empty resource name" end
   local expected = table.concat(k.forms, " or ")
   local bad = name:match("[%z\1-\31\127]")
-  if bad then return nil, format("invalid name %q: contains a control character (\\%d)", name, bad:byte()) end
+  if bad then return nil, format("invalid name %s: contains a control character (\\%d)", quote(name), bad:byte()) end
   local full = name
   if k.short and not name:find("/", 1, true) then full = k.short .. name end
   local parts = split(full)
   for _, p in ipairs(parts) do
     local ok, why = M.check_id(p)
-    if not ok then return nil, format("invalid name %q: %s", name, why) end
+    if not ok then return nil, format("invalid name %s: %s", quote(name), why) end
   end
   for _, form in ipairs(k.forms) do
     if matches(form, parts) then return full end
   end
-  return nil, format("invalid name %q: expected %s", name, expected)
+  return nil, format("invalid name %s: expected %s", quote(name), expected)
 end
 
 --- Like `check`, but raises `bad argument #pos to 'fname' (...)` at `level`.
