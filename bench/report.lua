@@ -344,8 +344,9 @@ if data.require then
   p("|---|---|---|---|")
   for _, w in ipairs(contenders_of("require", { "gemini", "cjson", "socket.http" })) do
     local m, lo, hi, k = stat("require", w, function(r) return r.secs * 1000 end)
-    if m then p(string.format("| %s | %.2f | %.2f–%.2f | %d |", cname(w), m, lo, hi, k))
-    else p(string.format("| %s | %s | | |", cname(w), why_not("require", w))) end
+    local label = w == "gemini" and "require \"gemini\"" or cname(w)
+    if m then p(string.format("| %s | %.2f | %.2f–%.2f | %d |", label, m, lo, hi, k))
+    else p(string.format("| %s | %s | | |", label, why_not("require", w))) end
   end
   p()
 end
