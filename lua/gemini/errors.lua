@@ -94,9 +94,12 @@ end
 function M.new(fields, secrets)
   local e = {}
   for k, v in pairs(fields) do e[k] = v end
-  e.message = M.redact(e.message or e.status or "error", secrets)
+  e.message = e.message or e.status or "error"
+  for k, v in pairs(e) do
+    -- every string field (message, path, body_excerpt, ...): a server may echo a credential anywhere
+    if type(v) == "string" then e[k] = M.redact(v, secrets) end
+  end
   if e.details then e.details = redact_deep(e.details, secrets, 0) end
-  if e.path then e.path = M.redact(e.path, secrets) end
   return setmetatable(e, Error)
 end
 
