@@ -18,6 +18,8 @@ local ESC = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\
 local function quote(s)
   return '"' .. s:gsub('[%z\1-\31\127-\255"\\]', function(c) return ESC[c] or format("\\%d", c:byte()) end) .. '"'
 end
+--- Quotes a value on one line for messages (escapes control characters and non-ASCII bytes).
+M.quote = quote
 
 --- The kinds of name, each a list of accepted forms (collections), and whether a bare id is expanded.
 -- `parts` is the number of `/`-separated segments; `shape` checks collection names.
