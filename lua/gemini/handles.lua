@@ -90,7 +90,7 @@ local function build_methods(kind, spec)
       local full
       if type(id) == "string" and not id:find("/", 1, true) then
         local ok, why = names.check_id(id)
-        if not ok then error("bad argument #1 to 'permission' (invalid permission id " .. string.format("%q", id) ..
+        if not ok then error("bad argument #1 to 'permission' (invalid permission id " .. names.quote(id) ..
           ": " .. why .. ")", 2) end
         full = h.name .. "/permissions/" .. id
       else
