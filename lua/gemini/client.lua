@@ -267,7 +267,7 @@ local function query_value(kind, v)
     -- a resource id given as a query value (tunedModelId): the same rules as a name's segment
     if type(v) ~= "string" then return nil, "an id string" end
     local ok, why = names.check_id(v)
-    if not ok then return nil, "a valid id, but " .. format("%q", v) .. " " .. why end
+    if not ok then return nil, "a valid id, but " .. names.quote(v) .. " " .. why end
     return v
   else
     if type(v) == "string" then return v end
@@ -464,7 +464,8 @@ local function start_transfer(self, req)
                  timeout = timeout, fresh_connect = req.row.side_effect or nil }
   if self.on_request then
     self.on_request { method = req.method, url = errors.redact(spec.url, self._secrets), path = req.path,
-                      rpc = req.rpc, headers = redacted_headers(self, headers), body = req.body,
+                      rpc = req.rpc, headers = redacted_headers(self, headers),
+                      body = errors.redact(req.body, self._secrets),
                       attempt = req.attempts }
   end
   req.started_at = clock()
@@ -567,8 +568,14 @@ local function complete(self, req, c)
   self._active = self._active - 1
   local result, err = outcome(self, req, c)
   if self.on_response then
+    -- a server may echo a credential (in an error message, a header): debug output never shows it
+    local rh
+    if c.headers then
+      rh = {}
+      for k, v in pairs(c.headers) do rh[k] = errors.redact(v, self._secrets) end
+    end
     self.on_response { method = req.method, path = req.path, rpc = req.rpc, status = c.status, kind = c.kind,
-                       headers = c.headers, body = c.body, err = err, attempt = req.attempts,
+                       headers = rh, body = errors.redact(c.body, self._secrets), err = err, attempt = req.attempts,
                        total_time = c.total_time }
   end
   if err then
