@@ -31,6 +31,16 @@ void gm_headers_free(gm_headers *h) {
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
+/* Trimmed around values; inside a value, CR, LF and NUL are replaced by SP (RFC 9110 5.5). */
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0'; }
+
+static void copy_value(char *dst, const char *src, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char c = src[i];
+    dst[i] = (c == '\r' || c == '\n' || c == '\0') ? ' ' : c;
+  }
+}
 
 /* A header-name character: RFC 9110 tchar. */
 static int is_tchar(unsigned char c) {
@@ -106,14 +116,14 @@ int gm_headers_feed(gm_headers *h, const char *line, size_t len) {
     if (h->n == 0) return GM_HDR_OK;
     vs = 0;
     ve = len;
-    while (vs < ve && is_ows(line[vs])) vs++;
-    while (ve > vs && is_ows(line[ve - 1])) ve--;
+    while (vs < ve && is_blank(line[vs])) vs++;
+    while (ve > vs && is_blank(line[ve - 1])) ve--;
     if (vs == ve) return GM_HDR_OK;
     rc = reserve(h, ve - vs + 1);
     if (rc != GM_HDR_OK) return rc;
     e = &h->ents[h->n - 1];
     if (e->value_len > 0) h->buf[h->len++] = ' ';
-    memcpy(h->buf + h->len, line + vs, ve - vs);
+    copy_value(h->buf + h->len, line + vs, ve - vs);
     h->len += ve - vs;
     e->value_len = h->len - e->value;
     return GM_HDR_OK;
@@ -126,8 +136,8 @@ int gm_headers_feed(gm_headers *h, const char *line, size_t len) {
   ne = colon;
   vs = colon + 1;
   ve = len;
-  while (vs < ve && is_ows(line[vs])) vs++;
-  while (ve > vs && is_ows(line[ve - 1])) ve--;
+  while (vs < ve && is_blank(line[vs])) vs++;
+  while (ve > vs && is_blank(line[ve - 1])) ve--;
 
   if (h->n >= GM_HDR_MAX_ENTRIES) return GM_HDR_TOOBIG;
   if (h->n == h->ncap) {
@@ -149,7 +159,7 @@ int gm_headers_feed(gm_headers *h, const char *line, size_t len) {
   }
   e->value = h->len;
   e->value_len = ve - vs;
-  if (ve > vs) memcpy(h->buf + h->len, line + vs, ve - vs);
+  if (ve > vs) copy_value(h->buf + h->len, line + vs, ve - vs);
   h->len += ve - vs;
   return GM_HDR_OK;
 }
