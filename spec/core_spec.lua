@@ -260,6 +260,7 @@ describe("gemini.core", function()
       local got = cjson.decode(fetch(c, { method = "POST", url = srv.url .. "/echo" }).body)
       assert.equal("POST", got.method)
       assert.equal("0", got.headers["content-length"])
+      assert.is_nil(got.headers["content-type"])
       assert.equal("", got.body)
     end)
 
@@ -271,6 +272,31 @@ describe("gemini.core", function()
       assert.equal("DELETE", got.method)
       assert.equal("/echo/y", got.path)
       assert.equal("", got.body)
+    end)
+
+    it("switches methods and headers correctly on a reused connection and handle", function()
+      local seq = {
+        { method = "HEAD", url = srv.url .. "/echo" },
+        { method = "POST", url = srv.url .. "/echo", body = "p", headers = { "X-A: 1" } },
+        { url = srv.url .. "/echo", headers = { "X-A: 1" } },
+        { method = "DELETE", url = srv.url .. "/echo", headers = { "X-B: 2" } },
+        { method = "PATCH", url = srv.url .. "/echo", body = "q", headers = { "Content-Type: text/plain" } },
+        { url = srv.url .. "/echo" },
+      }
+      local results = {}
+      for i, req in ipairs(seq) do results[i] = fetch(c, req) end
+      assert.equal(200, results[1].status)
+      assert.equal("", results[1].body)   -- HEAD: no body read
+      local got = {}
+      for i = 2, #seq do got[i] = cjson.decode(results[i].body) end
+      assert.same({ "POST", "p", "1" }, { got[2].method, got[2].body, got[2].headers["x-a"] })
+      assert.same({ "GET", "", "1" }, { got[3].method, got[3].body, got[3].headers["x-a"] })
+      assert.same({ "DELETE", "", "2" }, { got[4].method, got[4].body, got[4].headers["x-b"] })
+      assert.is_nil(got[4].headers["x-a"])
+      assert.same({ "PATCH", "q", "text/plain" }, { got[5].method, got[5].body, got[5].headers["content-type"] })
+      assert.same({ "GET", "" }, { got[6].method, got[6].body })
+      assert.is_nil(got[6].headers["x-a"])
+      assert.is_nil(got[6].headers["content-type"])
     end)
 
     it("decodes status, lowercased headers (last wins), trimmed values, version and timing", function()

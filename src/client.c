@@ -47,8 +47,18 @@ static void client_close(gm_client *c) {
   c->nsocks = c->capsocks = 0;
 }
 
+/* The client methods get the metatable as upvalue 1: comparing with it is much cheaper than
+   luaL_checkudata's registry lookup by name, which only runs to report a wrong argument. */
 gm_client *gm_checkclient(lua_State *L, int idx) {
-  gm_client *c = (gm_client *)luaL_checkudata(L, idx, GM_CLIENT_MT);
+  gm_client *c = (gm_client *)lua_touserdata(L, idx);
+  if (c != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (!same) c = NULL;
+  } else {
+    c = NULL;
+  }
+  if (c == NULL) c = (gm_client *)luaL_checkudata(L, idx, GM_CLIENT_MT);
   if (c->closed) luaL_error(L, GM_CLOSED_MSG);
   return c;
 }
@@ -261,7 +271,9 @@ static const luaL_Reg client_methods[] = {
 
 void gm_client_register(lua_State *L) {
   if (luaL_newmetatable(L, GM_CLIENT_MT)) {
-    gm_newlib(L, client_methods);
+    lua_newtable(L);
+    lua_pushvalue(L, -2);
+    gm_setfuncs(L, client_methods, 1);   /* upvalue 1: the metatable (see gm_checkclient) */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_close);
     lua_setfield(L, -2, "__gc");

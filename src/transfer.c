@@ -75,18 +75,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
+static const char *configure_static(gm_client *c, gm_transfer *t);
+
 gm_transfer *gm_transfer_acquire(gm_client *c) {
   gm_transfer *t = c->pool;
   if (t != NULL) {
     c->pool = t->next;
     c->npool--;
-    curl_easy_reset(t->easy);    /* keeps live connections, DNS and TLS session caches */
   } else {
     t = (gm_transfer *)calloc(1, sizeof *t);
     if (t == NULL) return NULL;
     t->easy = curl_easy_init();
     if (t->easy == NULL) { free(t); return NULL; }
     gm_headers_init(&t->hdrs, GM_HEADER_LIMIT);
+    if (configure_static(c, t) != NULL) {
+      gm_transfer_destroy(t);
+      return NULL;
+    }
   }
   t->client = c;
   t->prev = t->next = NULL;
@@ -111,8 +116,7 @@ void gm_transfer_destroy(gm_transfer *t) {
 }
 
 void gm_transfer_release(gm_client *c, gm_transfer *t) {
-  curl_slist_free_all(t->slist);
-  t->slist = NULL;
+  /* t->slist stays: the next exchange on this transfer usually sends the same headers */
   if (c->closed || c->npool >= GM_POOL_MAX) {
     gm_transfer_destroy(t);
     return;
@@ -159,21 +163,12 @@ static int starts_with_ci(const char *s, size_t len, const char *prefix) {
 
 #define CHECK(x) do { if ((x) != CURLE_OK) goto fail; } while (0)
 
-/* Configure t->easy for one exchange. No Lua API call that can raise happens here. */
-static const char *configure(gm_client *c, gm_transfer *t, const char *method, size_t mlen, const char *url,
-                             lua_State *L, int hidx, int nheaders, int has_ctype, const char *body, size_t blen,
-                             long timeout_ms) {
+static const char empty[] = "";
+
+/* Options that depend only on the client: set once per easy handle, which is reused without
+   curl_easy_reset (only the per-request options below change between exchanges). */
+static const char *configure_static(gm_client *c, gm_transfer *t) {
   CURL *e = t->easy;
-  int i;
-  struct curl_slist *sl;
-  static const char empty[] = "";
-
-  t->max_bytes = c->max_bytes;
-  t->timeout_ms = timeout_ms;
-  t->connect_timeout_ms = c->connect_timeout_ms;
-  t->stall_s = c->stall_s;
-
-  CHECK(curl_easy_setopt(e, CURLOPT_URL, url));
   CHECK(curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t));
   CHECK(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
   CHECK(curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf));
@@ -196,7 +191,6 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
   CHECK(curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, empty));
   CHECK(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
   CHECK(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms));
-  CHECK(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms));
   if (c->stall_s > 0) {
     CHECK(curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L));
     CHECK(curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->stall_s));
@@ -211,26 +205,76 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
   CHECK(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L));
   CHECK(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L));
   CHECK(curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent));
+  return NULL;
+fail:
+  return "curl_easy_setopt failed (unsupported option in this libcurl?)";
+}
+
+/* Does t->slist already hold exactly the header list this request needs? (It usually does for
+   sequential requests of one client: the pool hands back the same transfer.) */
+static int slist_matches(lua_State *L, gm_transfer *t, int hidx, int nheaders, int add_ctype) {
+  const struct curl_slist *sl = t->slist;
+  int i;
+  if (sl == NULL || strcmp(sl->data, "Expect:") != 0) return 0;
+  sl = sl->next;
+  if (add_ctype) {
+    if (sl == NULL || strcmp(sl->data, "Content-Type:") != 0) return 0;
+    sl = sl->next;
+  }
+  for (i = 1; i <= nheaders; i++, sl = sl->next) {
+    int same;
+    if (sl == NULL) return 0;
+    lua_rawgeti(L, hidx, i);
+    same = strcmp(sl->data, lua_tostring(L, -1)) == 0;
+    lua_pop(L, 1);
+    if (!same) return 0;
+  }
+  return sl == NULL;
+}
+
+/* Configure t->easy for one exchange. No Lua API call that can raise happens here. */
+static const char *configure(gm_client *c, gm_transfer *t, const char *method, size_t mlen, const char *url,
+                             lua_State *L, int hidx, int nheaders, int has_ctype, const char *body, size_t blen,
+                             long timeout_ms) {
+  CURL *e = t->easy;
+  int is_post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+  int i, add_ctype = (body != NULL || is_post) && !has_ctype;   /* curl would add a form type */
+  struct curl_slist *sl;
+
+  t->max_bytes = c->max_bytes;
+  t->timeout_ms = timeout_ms;
+  t->connect_timeout_ms = c->connect_timeout_ms;
+  t->stall_s = c->stall_s;
+
+  CHECK(curl_easy_setopt(e, CURLOPT_URL, url));
+  CHECK(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms));
 
   /* headers: "Expect:" first (no 100-continue round trip), then the caller's */
-  sl = curl_slist_append(NULL, "Expect:");
-  if (sl == NULL) return "out of memory";
-  t->slist = sl;
-  if (body != NULL && !has_ctype) {
-    sl = curl_slist_append(t->slist, "Content-Type:");   /* no made-up form content type */
+  if (!slist_matches(L, t, hidx, nheaders, add_ctype)) {
+    curl_slist_free_all(t->slist);
+    t->slist = NULL;
+    sl = curl_slist_append(NULL, "Expect:");
     if (sl == NULL) return "out of memory";
     t->slist = sl;
-  }
-  for (i = 1; i <= nheaders; i++) {
-    lua_rawgeti(L, hidx, i);                 /* validated strings: nothing here can raise */
-    sl = curl_slist_append(t->slist, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (sl == NULL) return "out of memory";
-    t->slist = sl;
+    if (add_ctype) {
+      sl = curl_slist_append(t->slist, "Content-Type:");   /* no made-up form content type */
+      if (sl == NULL) return "out of memory";
+      t->slist = sl;
+    }
+    for (i = 1; i <= nheaders; i++) {
+      lua_rawgeti(L, hidx, i);                 /* validated strings: nothing here can raise */
+      sl = curl_slist_append(t->slist, lua_tostring(L, -1));
+      lua_pop(L, 1);
+      if (sl == NULL) return "out of memory";
+      t->slist = sl;
+    }
   }
   CHECK(curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->slist));
 
-  if (body != NULL) {
+  /* the method; every option an earlier exchange on this handle may have set is overwritten */
+  CHECK(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL));
+  CHECK(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));   /* resets POST, NOBODY and upload */
+  if (body != NULL || is_post) {
     const char *data = empty;
     if (blen > 0) {
       if (buf_reserve(&t->reqbody, blen) != 0) return "out of memory";
@@ -240,15 +284,10 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
     }
     CHECK(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen));
     CHECK(curl_easy_setopt(e, CURLOPT_POSTFIELDS, data));
-    if (!(mlen == 4 && memcmp(method, "POST", 4) == 0)) CHECK(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method));
-  } else if (mlen == 3 && memcmp(method, "GET", 3) == 0) {
-    CHECK(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));
+    if (!is_post) CHECK(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method));
   } else if (mlen == 4 && memcmp(method, "HEAD", 4) == 0) {
     CHECK(curl_easy_setopt(e, CURLOPT_NOBODY, 1L));
-  } else if (mlen == 4 && memcmp(method, "POST", 4) == 0) {
-    CHECK(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0));
-    CHECK(curl_easy_setopt(e, CURLOPT_POSTFIELDS, empty));
-  } else {
+  } else if (!(mlen == 3 && memcmp(method, "GET", 3) == 0)) {
     CHECK(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method));
   }
   return NULL;
