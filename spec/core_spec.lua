@@ -698,3 +698,110 @@ describe("gemini.core", function()
     end)
   end)
 end)
+
+describe("gemini.core against the emulator", function()
+  local emu
+  local KEY = "k1"
+  local COUNT = "/v1beta3/models/text-bison-001:countTextTokens"
+
+  setup(function() emu = require("spec.helpers.emulator").start{ "--api-key", KEY .. "=alice@example.com" } end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+
+  local function count_req(extra)
+    local req = { method = "POST", url = emu.url .. COUNT, body = '{"prompt":{"text":"hello world"}}',
+                  headers = { "Content-Type: application/json", "x-goog-api-key: " .. KEY } }
+    for k, v in pairs(extra or {}) do req[k] = v end
+    return req
+  end
+
+  local function faults(rules)
+    local status = emu:control("POST", "/emulator/v1/faults", { rules = rules })
+    assert.equal(200, status)
+  end
+
+  it("delivers method, path, headers and body exactly as given (the emulator's journal)", function()
+    local c = core.client{}
+    local r = fetch(c, count_req())
+    c:close()
+    assert.equal(200, r.status)
+    assert.matches("application/json", r.headers["content-type"])
+    assert.equal(2, cjson.decode(r.body).tokenCount)
+    local _, journal = emu:control("GET", "/emulator/v1/requests")
+    local last = journal[#journal]
+    assert.equal("POST", last.method)
+    assert.equal(COUNT, last.path)
+    assert.equal('{"prompt":{"text":"hello world"}}', last.body)
+    assert.equal(KEY, last.headers["x-goog-api-key"])
+    assert.equal("application/json", last.headers["content-type"])
+    assert.is_nil(last.headers["expect"])
+  end)
+
+  it("serves sequential requests over one kept-alive connection", function()
+    local _, before = emu:control("GET", "/emulator/v1/stats")
+    local c = core.client{}
+    for _ = 1, 10 do assert.equal(200, fetch(c, count_req()).status) end
+    local _, after = emu:control("GET", "/emulator/v1/stats")
+    c:close()
+    -- one connection for the ten requests, one for the stats request itself
+    assert.equal(2, after.totalConnections - before.totalConnections)
+  end)
+
+  it("overlaps requests up to max_connections", function()
+    faults{ { match = { path = COUNT }, action = "delay", delayMs = 300, times = 0 } }
+    local c = core.client{ max_connections = 4 }
+    local ids = {}
+    for i = 1, 10 do ids[i] = c:start(count_req()) end
+    local results = drain(c)
+    c:close()
+    for i = 1, 10 do assert.equal(200, results[ids[i]].status) end
+    local _, stats = emu:control("GET", "/emulator/v1/stats")
+    assert.equal(4, stats.maxInFlight)
+  end)
+
+  it("returns API errors as responses with their headers", function()
+    faults{ { match = { path = COUNT }, action = "error", status = 503, errorStatus = "UNAVAILABLE",
+              message = "try later", retryAfter = 2 } }
+    local c = core.client{}
+    local r = fetch(c, count_req())
+    c:close()
+    assert.equal(503, r.status)
+    assert.equal("2", r.headers["retry-after"])
+    assert.equal("UNAVAILABLE", cjson.decode(r.body).error.status)
+  end)
+
+  it("a connection reset gives kind 'recv' and the client stays usable", function()
+    faults{ { match = { path = COUNT }, action = "reset" } }
+    local c = core.client{}
+    local r = fetch(c, count_req())
+    assert.equal("recv", r.kind, r.error)
+    assert.is_string(r.error)
+    assert.equal(200, fetch(c, count_req()).status)
+    c:close()
+  end)
+
+  it("a truncated body gives kind 'recv' with the partial status", function()
+    faults{ { match = { path = COUNT }, action = "truncate", bytes = 5 } }
+    local c = core.client{}
+    local r = fetch(c, count_req())
+    c:close()
+    assert.equal("recv", r.kind, r.error)
+    assert.equal(18, r.curl_code)
+    assert.equal(200, r.status)
+  end)
+
+  it("a slow drip trips stall_timeout; a delay trips timeout", function()
+    faults{ { match = { path = COUNT }, action = "drip", dripBytes = 1, dripIntervalMs = 2500 },
+            { match = { path = COUNT }, action = "delay", delayMs = 3000 } }
+    local c = core.client{ stall_timeout = 1, timeout = 20 }
+    local r = fetch(c, count_req())
+    assert.equal("stall", r.kind, r.error)
+    assert.matches("stall_timeout", r.error)
+    c:close()
+    c = core.client{ timeout = 0.5 }
+    r = fetch(c, count_req())
+    assert.equal("timeout", r.kind, r.error)
+    assert.matches("timeout %(0%.5 s%)", r.error)
+    c:close()
+  end)
+end)
