@@ -201,6 +201,16 @@ describe("gemini.core", function()
   teardown(function() if srv then srv:stop() end end)
 
   describe("module", function()
+    it("has a monotonic clock and a sleep", function()
+      local t0 = core.now()
+      assert.is_number(t0)
+      core.sleep(0.05)
+      local t1 = core.now()
+      assert.is_true(t1 - t0 >= 0.04, "sleep returned early")
+      assert.has_error(function() core.sleep(-1) end)
+      assert.has_error(function() core.sleep("x") end)
+    end)
+
     it("exposes its version, libcurl's version and the constructors", function()
       assert.is_string(core.VERSION)
       assert.matches("^libcurl/%d", core.curl_version)
@@ -346,6 +356,24 @@ describe("gemini.core", function()
       assert.equal(1, n)
       -- since the reset: this client's one connection, plus the one asking for the stats
       assert.equal(2, srv:get("/stats").connections)
+    end)
+  end)
+
+  describe("fresh connections", function()
+    it("fresh_connect = true opens a new connection instead of reusing one", function()
+      local c = core.client{}
+      local conn = function(fresh)
+        local r = fetch(c, { method = "POST", url = srv.url .. "/echo", body = "x", fresh_connect = fresh })
+        return cjson.decode(r.body).conn
+      end
+      local a = conn()
+      local b = conn()
+      local f1 = conn(true)
+      local f2 = conn(true)
+      c:close()
+      assert.equal(a, b)
+      assert.are_not.equal(b, f1)
+      assert.are_not.equal(f1, f2)
     end)
   end)
 

@@ -3,7 +3,9 @@
  * and the module table. The module keeps no mutable global state.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "gemini.h"
 
@@ -14,13 +16,43 @@ static void global_init(void) {
   init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/***
+ * Monotonic clock in seconds (fractions included), for deadlines and backoff; not wall time.
+ * @function now
+ * @treturn number
+ */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/***
+ * Block the calling thread for `seconds` (fractions ok; resumes after signals).
+ * @function sleep
+ * @tparam number seconds
+ */
+static int l_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec req, rem;
+  if (!(s >= 0) || s > 1e9) return luaL_argerror(L, 1, "seconds must be a non-negative number");
+  req.tv_sec = (time_t)s;
+  req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+  if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  return 0;
+}
+
 static const luaL_Reg core_funcs[] = {
   {"client", gm_client_new},
+  {"now", l_now},
+  {"sleep", l_sleep},
   {NULL, NULL}
 };
 
 /***
- * Load the module: `core.VERSION`, `core.curl_version`, `core.client`, `core.handle`,
+ * Load the module: `core.VERSION`, `core.curl_version`, `core.client`, `core.now`, `core.sleep`, `core.handle`,
  * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`.
  * @function luaopen_gemini_core
  */

@@ -235,7 +235,7 @@ static int slist_matches(lua_State *L, gm_transfer *t, int hidx, int nheaders, i
 /* Configure t->easy for one exchange. No Lua API call that can raise happens here. */
 static const char *configure(gm_client *c, gm_transfer *t, const char *method, size_t mlen, const char *url,
                              lua_State *L, int hidx, int nheaders, int has_ctype, const char *body, size_t blen,
-                             long timeout_ms) {
+                             long timeout_ms, int fresh) {
   CURL *e = t->easy;
   int is_post = mlen == 4 && memcmp(method, "POST", 4) == 0;
   int i, add_ctype = (body != NULL || is_post) && !has_ctype;   /* curl would add a form type */
@@ -248,6 +248,8 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
 
   CHECK(curl_easy_setopt(e, CURLOPT_URL, url));
   CHECK(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms));
+  /* a new connection: libcurl resends a request by itself only on a reused connection that died */
+  CHECK(curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L));
 
   /* headers: "Expect:" first (no 100-continue round trip), then the caller's */
   if (!slist_matches(L, t, hidx, nheaders, add_ctype)) {
@@ -321,6 +323,7 @@ int gm_l_start(lua_State *L) {
   lua_getfield(L, 2, "headers");   /* 5 */
   lua_getfield(L, 2, "body");      /* 6 */
   lua_getfield(L, 2, "timeout");   /* 7 */
+  lua_getfield(L, 2, "fresh_connect");   /* 8 */
   lua_getfield(L, 2, "fresh_connect"); /* 8: a new connection, so libcurl never resends it on its own */
 
   if (!lua_isnil(L, 3)) {
@@ -366,7 +369,7 @@ int gm_l_start(lua_State *L) {
 
   t = gm_transfer_acquire(c);
   if (t == NULL) return luaL_error(L, "gemini.core: out of memory");
-  err = configure(c, t, method, mlen, url, L, 5, nheaders, has_ctype, body, blen, timeout_ms);
+  err = configure(c, t, method, mlen, url, L, 5, nheaders, has_ctype, body, blen, timeout_ms, lua_toboolean(L, 8));
   if (err == NULL && lua_toboolean(L, 8) && curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
     err = "curl_easy_setopt(CURLOPT_FRESH_CONNECT) failed";
   if (err != NULL) {
