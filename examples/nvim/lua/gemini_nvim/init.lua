@@ -37,7 +37,8 @@ local function get_client()
   local gemini = require("gemini")
   local cfg = M.config
   client = gemini.new { api_key = cfg.api_key, base_url = cfg.base_url, timeout = cfg.timeout, json = cfg.json }
-  detach = require("gemini.luv").attach(client, uv)
+  -- callbacks run through vim.schedule, where the Neovim API may be called
+  detach = require("gemini.luv").attach(client, uv, { schedule = vim.schedule })
   return client
 end
 
@@ -66,7 +67,7 @@ function M.send(prompt, buf, row)
   local body = { prompt = { text = prompt }, temperature = M.config.temperature }
   local req
   req = get_client():generate_text(M.config.model, body, function(res, err)
-    vim.schedule(function()
+    (vim.in_fast_event() and vim.schedule or function(f) f() end)(function()
       if req then pending[req] = nil end
       if not vim.api.nvim_buf_is_valid(buf) then return end
       local pos = vim.api.nvim_buf_get_extmark_by_id(buf, ns, mark, {})
