@@ -54,10 +54,24 @@ local texts = {}
 for i = 1, 100 do texts[i] = "benchmark text number " .. i .. ": the quick brown fox jumps over the lazy dog" end
 
 if mode == "probe" then
-  local client = new_client()
+  -- --headers-out FILE: the request header lines the client sent (from its on_request hook, with the
+  -- redacted key put back), so that bench/limit.c sends exactly the same
+  local seen
+  local okc, client = pcall(gemini.new, { api_key = "bench-key", base_url = assert(a.url, "--url"), ca_file = a.ca,
+    on_request = function(r) seen = r.headers end })
+  if not okc then client = new_client() end
   local ok, res, err = pcall(client.generate_text, client, MODEL, gen_body())
   if not ok then common.fail("generate_text raised: " .. tostring(res)) end
   check_gen(res, err)
+  if a["headers-out"] and type(seen) == "table" then
+    local f = assert(io.open(a["headers-out"], "w"))
+    for _, h in ipairs(seen) do
+      local k = h:match("^([^:]+):")
+      if k and k:lower() == "x-goog-api-key" then h = k .. ": bench-key" end
+      f:write(h, "\n")
+    end
+    f:close()
+  end
   local out = { n = 1, secs = 0, version = tostring(gemini.VERSION), callback = 0 }
   local got
   local ok2, e2 = pcall(function()
