@@ -9,7 +9,15 @@ cd "$root" || exit 1
 spec=$(ls ./*.rockspec 2>/dev/null | head -n 1)
 [ -n "$spec" ] || { echo "rock: no rockspec at the repository root"; echo "rock: failed"; exit 1; }
 tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$tree" "$work"' EXIT
+# luarocks' builtin backend writes objects next to the sources: build in a copy of the checkout.
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work" 2>/dev/null
+else
+  cp -r . "$work"
+fi
+cd "$work" || exit 1
 status=0
 for v in ${ROCK_LUA_VERSIONS:-5.1 5.4}; do
   echo "== luarocks --lua-version=$v make --deps-mode=none $spec"
