@@ -137,7 +137,9 @@ describe("gemini.luv adapter", function()
     local ok = 0
     client:get_model("text-bison-001", function() error("boom from a user callback") end)
     for _ = 1, 5 do
-      client:get_model("chat-bison-001", function(r) if r and r.name == "models/chat-bison-001" then ok = ok + 1 end end)
+      client:get_model("chat-bison-001", function(r)
+        if r and r.name == "models/chat-bison-001" then ok = ok + 1 end
+      end)
     end
     assert.is_true(run_bounded(10))
     assert.equal(1, #failures)
