@@ -20,7 +20,7 @@ BUSTED     ?= busted
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(LUA_PATH);;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(LUA_CPATH);;
 
-.PHONY: all deps build test demo clean schema lint docs
+.PHONY: all deps build test demo clean schema rockspec lint docs
 
 all: build
 
@@ -32,6 +32,9 @@ build: $(CORE)
 $(CORE): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA_INC) $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
+
+rockspec:
+	$(LUA) tools/gen_rockspec.lua > lua-gemini-scm-1.rockspec
 
 schema:
 	$(LUA) tools/gen_schema.lua ../shared/reference/protos > lua/gemini/schema.lua

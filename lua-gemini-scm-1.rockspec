@@ -23,8 +23,10 @@ dependencies = {
   "lua-cjson",
 }
 external_dependencies = {
+  -- Only the library is looked up: LuaRocks finds it in Debian/Ubuntu's multiarch directory
+  -- (lib/x86_64-linux-gnu), while a `header` check would miss the multiarch include directory
+  -- that the compiler searches by itself. CURL_DIR / CURL_INCDIR still override.
   CURL = {
-    header = "curl/curl.h",
     library = "curl",
   },
 }
