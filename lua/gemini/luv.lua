@@ -100,7 +100,9 @@ function M.attach(client, uv, opts)
     local at = curl_at
     local left = client:_next_timer()
     if left and (not at or now + left < at) then at = now + left end
-    if rerun or #client._ready > 0 then at = now end
+    -- callbacks left by an error, or collected outside our dispatch (a blocking call): run them soon
+    -- (inside our dispatch, or while a schedule()d run is pending, they are taken care of already)
+    if not scheduled and (rerun or (not busy and #client._ready > 0)) then at = now end
     if at then
       local ms = math.ceil((at - now) * 1000)
       if ms < 0 then ms = 0 end
@@ -138,8 +140,8 @@ function M.attach(client, uv, opts)
       end
       client:_collect()
     end)
-    busy = false
     sync()
+    busy = false
     if not ok then report(err) end
     if #client._ready > 0 or rerun then
       if schedule then
