@@ -18,7 +18,7 @@ fi
 for mode in ${NVIM_JSON_MODES:-vim cjson}; do
   echo "== nvim --headless -u NONE (json=$mode)"
   # LUA_PATH/LUA_CPATH are cleared so the editor's LuaJIT sees only what run.lua puts on its paths.
-  env -u LUA_PATH -u LUA_CPATH GEMINI_ROOT="$root" GEMINI_NVIM_JSON="$mode" \
+  env -u LUA_PATH -u LUA_CPATH GEMINI_NVIM_EXTRA_PATH="${GEMINI_NVIM_EXTRA_PATH:-}" GEMINI_ROOT="$root" GEMINI_NVIM_JSON="$mode" \
     timeout -k 5 90 nvim --headless -u NONE -i NONE -n -c "luafile spec/nvim/run.lua" </dev/null >"$log" 2>&1
   rc=$?
   cat "$log"
