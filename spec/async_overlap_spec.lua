@@ -1,0 +1,151 @@
+-- Requests really overlap (the emulator's own count of concurrent requests), within max_in_flight
+-- (the rest queue in order), and a game-style loop calling poll(0) never blocks.
+local emulator = require("spec.helpers.emulator")
+local gemini = require("gemini")
+local C = require("gemini.client")
+
+local function prompt(i)
+  return { prompt = { text = "request number " .. i } }
+end
+
+describe("non-blocking overlap", function()
+  local emu, ref, refclient
+
+  local function stats()
+    local _, s = emu:control("GET", "/emulator/v1/stats")
+    return s
+  end
+
+  setup(function()
+    emu = emulator.start { latency = 200 }
+    ref = emulator.start {}
+    refclient = gemini.new { api_key = "k", base_url = ref.url, retry = false }
+  end)
+  teardown(function()
+    refclient:close()
+    emu:stop()
+    ref:stop()
+  end)
+  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+
+  it("max_in_flight = 8 with 20 requests: the emulator sees exactly 8 at once, the rest queue in order", function()
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false, max_in_flight = 8 }
+    local got, order = {}, {}
+    for i = 1, 20 do
+      client:count_text_tokens("text-bison-001", prompt(i), function(res, err)
+        assert.is_nil(err)
+        got[i] = res
+        order[#order + 1] = i
+      end)
+    end
+    -- counted while running: never more than 8 in the emulator
+    local peak, polls = 0, 0
+    while client:poll(0.05) > 0 and polls < 400 do
+      polls = polls + 1
+      local s = stats()
+      if s.inFlight > peak then peak = s.inFlight end
+    end
+    assert.is_true(peak <= 8, "peak " .. peak)
+    assert.equal(8, stats().maxInFlight)
+    for i = 1, 20 do
+      assert.same(assert(refclient:count_text_tokens("text-bison-001", prompt(i))), got[i])
+    end
+    -- queued in order: the first 8 requests the emulator received are requests 1..8
+    local _, journal = emu:control("GET", "/emulator/v1/requests")
+    assert.equal(20, #journal)
+    local first = {}
+    for k = 1, 8 do first[#first + 1] = journal[k].body end
+    table.sort(first)
+    local want = {}
+    for i = 1, 8 do want[i] = require("cjson").encode(prompt(i)) end
+    table.sort(want)
+    assert.same(want, first)
+    client:close()
+  end)
+
+  it("by default 16 requests are in flight together", function()
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
+    local n = 0
+    for i = 1, 20 do client:count_text_tokens("text-bison-001", prompt(i), function() n = n + 1 end) end
+    local t0 = C.clock()
+    client:run()
+    local elapsed = C.clock() - t0
+    assert.equal(20, n)
+    assert.equal(16, stats().maxInFlight)
+    assert.is_true(elapsed < 20 * 0.2 / 2, "elapsed " .. elapsed)
+    client:close()
+  end)
+
+  it("a game loop calling poll(0) never blocks while 30 requests are in flight", function()
+    -- over HTTP/1.1 (the emulator) each request in flight needs its own connection
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false, max_in_flight = 30,
+      max_connections = 30 }
+    local got, left = {}, 30
+    for i = 1, 30 do
+      client:count_text_tokens("text-bison-001", prompt(i), function(res, err)
+        assert.is_nil(err)
+        got[i] = res
+        left = left - 1
+      end)
+    end
+    local frames, worst, pending = 0, 0, 30
+    local t0 = C.clock()
+    while pending > 0 and C.clock() - t0 < 20 do
+      local t = C.clock()
+      pending = client:poll(0)
+      local d = C.clock() - t
+      if d > worst then worst = d end
+      frames = frames + 1
+      C.sleep(0.002)                         -- the rest of the frame
+    end
+    assert.equal(0, pending)
+    assert.equal(0, left)
+    assert.is_true(worst < 0.05, "slowest poll(0): " .. worst .. " s")
+    assert.is_true(frames >= 20, frames .. " frames")   -- the loop kept going while replies were due
+    assert.is_true(stats().maxInFlight >= 20, "maxInFlight " .. stats().maxInFlight)   -- dozens at once
+    for i = 1, 30 do
+      assert.same(assert(refclient:count_text_tokens("text-bison-001", prompt(i))), got[i])
+    end
+    client:close()
+  end)
+
+  it("poll(timeout) waits at most about timeout and returns the number still in flight", function()
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
+    local res
+    client:get_model("text-bison-001", function(r) res = r end)
+    local t = C.clock()
+    local n = client:poll(0.05)
+    local d = C.clock() - t
+    assert.equal(1, n)
+    assert.is_nil(res)
+    assert.is_true(d < 0.15, "poll(0.05) took " .. d .. " s")
+    local polls = 0
+    while client:poll(1) > 0 and polls < 20 do polls = polls + 1 end
+    assert.equal("models/text-bison-001", res.name)
+    assert.equal(0, client:poll(0))
+    client:close()
+  end)
+
+  -- With http2 = true (the default) the C core sets CURLOPT_PIPEWAIT, and over plain http:// a request
+  -- started while the first connections to the host have not been answered yet waits for them (the
+  -- blocking call below then takes 400 ms instead of 200 ms): reported to the core's owner.
+  pending("blocking and callback calls overlap with http2 = true (the default) over http://")
+
+  it("blocking and callback calls mix on one client (http2 = false)", function()
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false, http2 = false }
+    local got = {}
+    for i = 1, 5 do
+      client:count_text_tokens("text-bison-001", prompt(i), function(r) got[i] = r end)
+    end
+    -- the blocking call returns its own result; the others' callbacks wait for the next poll
+    local mine = assert(client:get_model("chat-bison-001"))
+    assert.equal("models/chat-bison-001", mine.name)
+    assert.same({}, got)
+    client:run()
+    for i = 1, 5 do
+      assert.same(assert(refclient:count_text_tokens("text-bison-001", prompt(i))), got[i])
+    end
+    assert.is_true(stats().maxInFlight >= 6)  -- the blocking request overlapped the others
+    client:close()
+  end)
+end)
