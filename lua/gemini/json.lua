@@ -519,6 +519,79 @@ function Codec:encode_message(name, value, exclude)
   return concat(buf)
 end
 
+---------------------------------------------------------------------------------------------------
+-- Shape check of replies (issue 5: a 200 with an unexpected shape is an error, not a result)
+
+local function json_type(v, nulls)
+  if v == nil or (nulls ~= nil and v == nulls) then return "null" end
+  if type(v) == "table" then return "object or array" end
+  return type(v)
+end
+
+local FLOAT_WORDS = { NaN = true, Infinity = true, ["-Infinity"] = true }
+local shape_error
+
+local function value_error(f, v, nulls, path, depth)
+  local t, tv = f.type, type(v)
+  local ok
+  if t == "message" then
+    if tv ~= "table" then return format("field '%s' is a JSON %s, not an object", path, json_type(v, nulls)) end
+    return shape_error(f.message, v, nulls, path, depth + 1)
+  elseif INT_TYPES[t] then
+    ok = (tv == "number" and v == floor(v)) or (tv == "string" and v:find("^%-?%d+$") ~= nil)
+  elseif t == "float" or t == "double" then
+    ok = tv == "number" or (tv == "string" and FLOAT_WORDS[v])
+  elseif t == "string" or t == "bytes" or t == "timestamp" or t == "fieldmask" then
+    ok = tv == "string"
+  elseif t == "enum" then
+    ok = tv == "string" or tv == "number"
+  elseif t == "bool" then
+    ok = tv == "boolean"
+  else
+    ok = true
+  end
+  if not ok then
+    return format("field '%s' is a JSON %s (%s), not a %s", path, json_type(v, nulls), tostring(v):sub(1, 20), t)
+  end
+  return nil
+end
+
+function shape_error(name, t, nulls, path, depth)
+  local idx = message_index(name)
+  if not idx or depth > 64 then return nil end
+  for k, v in pairs(t) do
+    local f = type(k) == "string" and (idx.by_json[k] or idx.by_name[k])
+    if f and not (nulls ~= nil and v == nulls) then
+      local p = path == "" and f.json or (path .. "." .. f.json)
+      if f.repeated then
+        if type(v) ~= "table" then return format("field '%s' is a JSON %s, not an array", p, json_type(v, nulls)) end
+        for i in pairs(v) do
+          if type(i) ~= "number" then return format("field '%s' is an object, not an array", p) end
+        end
+        for i = 1, #v do
+          local why = value_error(f, v[i], nulls, p .. "[" .. (i - 1) .. "]", depth)
+          if why then return why end
+        end
+      else
+        local why = value_error(f, v, nulls, p, depth)
+        if why then return why end
+      end
+    end
+  end
+  return nil
+end
+
+--- Checks a decoded reply against schema message `name` without changing it: repeated fields are
+-- arrays, message fields objects, numbers numbers (integers may be numeric strings), strings strings.
+-- Unknown fields and nulls pass.
+-- @param name message name
+-- @param t decoded table
+-- @return nil when the reply fits, else a phrase naming the first field that does not
+function Codec:shape_error(name, t)
+  if type(t) ~= "table" then return "a JSON " .. json_type(t, self.null) .. ", not an object" end
+  return shape_error(name, t, self.null, "", 0)
+end
+
 --- Decodes an already parsed table as schema message `name` in place (integers, nulls).
 -- @param name message name
 -- @param t table
