@@ -533,6 +533,11 @@ local function outcome(self, req, c)
     end
     return { operations = ops, nextPageToken = decoded.nextPageToken }
   end
+  local misfit = self.json:shape_error(row.output, decoded)
+  if misfit then
+    return nil, errors.from_response(c, info, nil, self._secrets, "a reply that does not fit " .. row.output ..
+      " (" .. misfit .. ")")
+  end
   return self.json:decode_message(row.output, decoded)
 end
 
