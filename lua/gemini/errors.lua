@@ -87,6 +87,9 @@ local function redact_deep(v, secrets, depth)
   return setmetatable(out, getmetatable(v))
 end
 
+-- Fields whose values come from a fixed vocabulary of this library, never from a server's text.
+local FIXED = { status = true, method = true, rpc = true, kind = true }
+
 --- Makes an error object from fields (see the module doc); strings are redacted with `secrets`.
 -- @param fields table
 -- @param secrets optional array of secret strings
@@ -97,7 +100,7 @@ function M.new(fields, secrets)
   e.message = e.message or e.status or "error"
   for k, v in pairs(e) do
     -- every string field (message, path, body_excerpt, ...): a server may echo a credential anywhere
-    if type(v) == "string" then e[k] = M.redact(v, secrets) end
+    if type(v) == "string" and not FIXED[k] then e[k] = M.redact(v, secrets) end
   end
   if e.details then e.details = redact_deep(e.details, secrets, 0) end
   return setmetatable(e, Error)
