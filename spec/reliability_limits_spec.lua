@@ -346,6 +346,51 @@ describe("reliability: limits", function()
   end)
 
   describe("200 replies with unexpected shapes", function()
+    local MISFITS = {
+      { '{"models":"nope"}', "list_models", "models" },
+      { '{"models":[1]}', "list_models", "models[0]" },
+      { '{"nextPageToken":5}', "list_models", "nextPageToken" },
+      { '{"candidates":{"output":"x"}}', "generate_text", "candidates" },
+      { '{"candidates":[{"output":{"a":1}}]}', "generate_text", "candidates[0].output" },
+      { '{"tokenCount":"abc"}', "count_text_tokens", "tokenCount" },
+      { '{"tokenCount":1.5}', "count_text_tokens", "tokenCount" },
+      { '{"embedding":{"value":"x"}}', "embed_text", "embedding.value" },
+      { '{"embedding":{"value":[0.1,"y"]}}', "embed_text", "embedding.value[1]" },
+    }
+    local ARGS = {
+      list_models = {}, generate_text = { "x", { prompt = { text = "y" } } },
+      count_text_tokens = { "x", { prompt = { text = "y" } } }, embed_text = { "x", { text = "y" } },
+    }
+    local unpack = table.unpack or unpack  -- luacheck: ignore 143
+
+    for _, m in ipairs(MISFITS) do
+      it("a field of the wrong type is an error naming it: " .. m[1], function()
+        local srv = rogue.start { body = m[1], headers = { "Content-Type: application/json" } }
+        local t = traced { base_url = srv.url, retry = FAST }
+        local ok, res, err = pcall(t.client[m[2]], t.client, unpack(ARGS[m[2]]))
+        assert.is_true(ok, tostring(res))
+        assert.is_nil(res)
+        assert.equal(200, err.code)
+        assert.equal("UNKNOWN", err.status)
+        assert.matches("field '" .. m[3] .. "'", err.message, 1, true)
+        assert.equal(0, #t.retries)
+        t.client:close()
+        srv:stop()
+      end)
+    end
+
+    it("a fitting reply with unknown fields and int64-style integer strings is accepted", function()
+      local srv = rogue.start { body = '{"tokenCount":"12","futureField":{"x":[1,"a"]}}',
+                                headers = { "Content-Type: application/json" } }
+      local t = traced { base_url = srv.url, retry = false }
+      local res, err = t.client:count_text_tokens("x", { prompt = { text = "y" } })
+      assert.is_nil(err)
+      assert.equal(12, res.tokenCount)
+      if math.type then assert.equal("integer", math.type(res.tokenCount)) end
+      t.client:close()
+      srv:stop()
+    end)
+
     local SHAPES = {
       { '[{"name":"models/x"}]', "array" }, { '"models/x"', "string" }, { "42", "number" },
       { "null", "null" }, { "true", "boolean" }, { "", "empty" }, { '{"name": "models/x"', "cut" },
