@@ -1,0 +1,267 @@
+-- Conformance of bin/gemini-emulator with clients written by someone else.
+--
+-- 1. Google's own generated Node client for v1beta3 (@google-ai/generativelanguage, google-gax REST
+--    fallback: `$alt=json;enum-encoding=int`, integer enums, x-goog-api-key) runs every method through
+--    spec/conformance/conformance.js and prints a JSON summary of what it saw; asserted here.
+--    The node dependencies are installed with `npm ci` when missing; without node/npm the block is pending.
+-- 2. Raw REST JSON through curl, without `$alt`, the way Google's REST tutorials spoke to the API:
+--    snake_case names, the tuning tutorial's body with its trailing commas, the `/v1/` operation poll,
+--    `?key=`.
+local helper = require "spec.helpers.emulator"
+local cjson = require("cjson").new()
+
+local function execute(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0, a end
+  return a == true, c
+end
+
+local function repo_root()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:match("^@(.*)spec/emulator_conformance_spec%.lua$")
+  if dir == nil or dir == "" then return "." end
+  return (dir:gsub("/$", ""))
+end
+
+local function shquote(s) return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'" end
+
+local ROOT = repo_root()
+local CONF = ROOT .. "/spec/conformance"
+local HAVE_NODE = execute("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1")
+
+local function readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+describe("emulator conformance with Google's generated Node client (v1beta3, REST fallback)", function()
+  if not HAVE_NODE then
+    pending("node and npm are not on PATH: the conformance run with @google-ai/generativelanguage is skipped")
+    return
+  end
+
+  local emu, run, checks, errors
+  setup(function()
+    if not readfile(CONF .. "/node_modules/@google-ai/generativelanguage/package.json") then
+      local ok = execute("npm ci --prefix " .. shquote(CONF) .. " --no-audit --no-fund >" ..
+        shquote(os.tmpname()) .. " 2>&1")
+      assert(ok, "npm ci --prefix spec/conformance failed (needs access to the npm registry)")
+    end
+    emu = helper.start{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
+      "--tuning-step-ms", "5" }
+    local errfile = os.tmpname()
+    local p = assert(io.popen("timeout 180 node " .. shquote(CONF .. "/conformance.js") .. " --url " ..
+      shquote(emu.url) .. " --key k1 --other-key k2 --other-email bob@example.com 2>" .. shquote(errfile)))
+    local out = p:read("*a")
+    p:close()
+    local stderr = readfile(errfile) or ""
+    os.remove(errfile)
+    local ok, decoded = pcall(cjson.decode, out)
+    assert(ok and type(decoded) == "table", "conformance.js printed no JSON summary:\n" .. out .. "\n" .. stderr)
+    run = decoded
+    checks, errors = run.checks or {}, run.errors or {}
+  end)
+  teardown(function() if emu then emu:stop() end end)
+
+  it("ran every step without an unexpected failure", function()
+    assert.is_nil(run.fatal)
+    assert.same({}, run.failures or {})
+  end)
+
+  it("was sent $alt=json;enum-encoding=int on every v1beta3 call, and answered JSON with Google's headers", function()
+    assert.same({}, (function()
+      local bad = {}
+      for _, u in ipairs(run.withoutAlt) do
+        if not u:find("/v1/tunedModels/", 1, true) then bad[#bad + 1] = u end  -- google-gax's LRO client sends none
+      end
+      return bad
+    end)())
+    assert.same({ "application/json; charset=UTF-8" }, run.contentTypes)
+    assert.same({ "Origin, Referer, X-Origin" }, run.varies)
+    assert.truthy(run.requests > 40)
+  end)
+
+  it("models: get decodes every field, list pages with nextPageToken (autoPaginate and async iterator)", function()
+    assert.same({ name = "models/text-bison-001", version = "001", displayName = "Text Bison",
+      inputTokenLimit = 8196, outputTokenLimit = 1024,
+      supportedGenerationMethods = { "generateText", "countTextTokens", "createTunedTextModel" },
+      temperature = 0.7, topP = 0.95, topK = 40 }, checks.getModel)
+    local names = { "models/chat-bison-001", "models/text-bison-001", "models/embedding-gecko-001",
+      "models/gemini-1.5-flash-001" }
+    assert.same(names, checks.listModels.names)
+    assert.equal(4, checks.listModels.autoPaginateRequests)  -- pageSize 1: one request per model
+    assert.equal(2, checks.listModels.firstPageSize)
+    assert.is_true(checks.listModels.nextRequest.hasToken)
+    assert.is_true(checks.listModels.rawHasNextPageToken)
+    assert.same(names, checks.listModelsAsync)
+  end)
+
+  it("generateText: integer enums in the request and on the wire, decoded to names by the client", function()
+    local g = checks.generateText
+    assert.equal("/v1beta3/models/text-bison-001:generateText?$alt=json%3Benum-encoding=int", g.url)
+    assert.is_true(g.requestEnumsInt)
+    assert.equal(2, g.candidates)
+    assert.is_true(g.outputIsString)
+    assert.same({ 1, 2, 3, 4, 5, 6 }, g.rawCategories)
+    assert.same({ 1, 1, 1, 1, 1, 1 }, g.rawProbabilities)
+    assert.same({ "HARM_CATEGORY_DEROGATORY", "HARM_CATEGORY_TOXICITY", "HARM_CATEGORY_VIOLENCE",
+      "HARM_CATEGORY_SEXUAL", "HARM_CATEGORY_MEDICAL", "HARM_CATEGORY_DANGEROUS" }, g.decodedCategories)
+    assert.same({ "candidates" }, g.rawKeys)
+    local b = checks.generateTextBlocked
+    assert.equal(0, b.candidates)
+    assert.same({ "SAFETY" }, b.filters)
+    assert.same({ 1 }, b.rawFilters)
+    assert.same({ "filters", "safetyFeedback" }, b.rawKeys)
+    assert.equal("HARM_CATEGORY_TOXICITY", b.feedbackCategory)
+    assert.same({ { rating = { category = 2, probability = 4 }, setting = { category = 2, threshold = 2 } } },
+      b.rawFeedback)
+  end)
+
+  it("countTextTokens, embedText, batchEmbedText, generateMessage, countMessageTokens", function()
+    assert.equal(6, checks.countTextTokens.tokenCount)
+    assert.same({ dims = 768, norm = 1 }, checks.embedText)
+    assert.equal(3, checks.batchEmbedText.count)
+    assert.equal(768, checks.batchEmbedText.dims)
+    assert.is_true(checks.batchEmbedText.applesCloser)
+    assert.same({ { author = "1", hasContent = true } }, checks.generateMessage.candidates)
+    assert.same({ { author = "0", content = "hi" } }, checks.generateMessage.messages)
+    assert.equal(0, checks.generateMessage.filters)
+    assert.equal(23, checks.countMessageTokens.tokenCount)  -- Google's recorded answer
+  end)
+
+  it("createTunedModel returns the operation Google returned (no done key, metadata Any)", function()
+    local c = checks.createTunedModel
+    assert.equal("/v1beta3/tunedModels?$alt=json%3Benum-encoding=int", c.url)
+    assert.is_false(c.done)
+    assert.equal(6, c.totalSteps)  -- ceil(8 examples x 3 epochs / batch 4)
+    assert.matches("^tunedModels/number%-generator%-[a-z0-9]+/operations/[a-z0-9]+$", c.opName)
+    assert.same({ name = c.opName, metadata = {
+      ["@type"] = "type.googleapis.com/google.ai.generativelanguage.v1beta3.CreateTunedModelMetadata",
+      totalSteps = 6, tunedModel = c.metadataTunedModel } }, c.rawBody)
+    assert.same({ state = "CREATING", rawState = 1 }, checks.tunedModelEarly)
+  end)
+
+  it("the client's LRO support polls GET /v1/tunedModels/*/operations/* to the TunedModel", function()
+    -- the stock v1beta3 client has no Operations HTTP rule (Google's service config had none)
+    assert.is_false(checks.stockLro.ok)
+    assert.matches("Cannot build HTTP request", checks.stockLro.message, 1, true)
+    local l = checks.lro
+    assert.matches("^/v1/tunedModels/number%-generator%-[a-z0-9]+/operations/[a-z0-9]+%?$", l.pollPath)
+    assert.is_true(l.done)
+    assert.equal(checks.createTunedModel.metadataTunedModel, l.responseName)
+    assert.equal(2, l.responseState)  -- ACTIVE
+    assert.equal(6, l.metaCompletedSteps)
+    assert.equal(100, l.metaCompletedPercent)
+    assert.equal(6, l.metaSnapshots)
+    assert.is_true(l.rawDone)
+    assert.same({ "name", "metadata", "done", "response" }, l.rawKeys)
+    assert.equal("type.googleapis.com/google.ai.generativelanguage.v1beta3.TunedModel", l.rawResponseType)
+    assert.equal("ACTIVE", l.rawResponseState)  -- that request carried no $alt
+  end)
+
+  it("getTunedModel / listTunedModels / updateTunedModel with updateMask / generateText on the tuned model", function()
+    local t = checks.getTunedModel
+    assert.equal("ACTIVE", t.state)
+    assert.equal(2, t.rawState)
+    assert.equal("baseModel", t.sourceModel)
+    assert.equal("models/text-bison-001", t.baseModel)
+    assert.same({ 0.7, 0.95, 40 }, { t.temperature, t.topP, t.topK })
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d[.%d]*Z$", t.rawCreateTime)
+    assert.equal(6, t.snapshots)
+    assert.equal(3, t.hyperparameters.epochCount)
+    assert.equal(4, t.hyperparameters.batchSize)
+    assert.is_false(t.hasTrainingData)  -- INPUT_ONLY
+    assert.same({ "name", "baseModel", "displayName", "state", "createTime", "updateTime", "tuningTask",
+      "temperature", "topP", "topK" }, t.rawKeys)
+    assert.same({ "startTime", "completeTime", "snapshots", "hyperparameters" }, t.rawTuningTaskKeys)
+    assert.equal(2, #checks.listTunedModels.names)
+    assert.equal(1, #checks.listTunedModels.firstPage)
+    assert.is_true(checks.listTunedModels.hasNext)
+    local u = checks.updateTunedModel
+    assert.equal("counts up", u.description)
+    assert.near(0.2, u.temperature, 1e-6)
+    assert.equal("number generator", u.displayName)  -- not in the mask: unchanged
+    assert.matches("?updateMask=description%2Ctemperature&", u.url, 1, true)
+    assert.same({ "6", "6" }, checks.generateTextTuned.outputs)  -- the training example 5 -> 6
+    assert.same({ code = 9, httpStatusCode = 400, statusDetails = {},
+      message = "Tuned model tunedModels/slow-tuning is not ready for use: its state is CREATING " ..
+        "(it must be ACTIVE)." },
+      errors.generateTextNotActive)
+  end)
+
+  it("permissions create/get/list/patch/delete with integer enums, roles enforced", function()
+    local p = checks.permissions
+    assert.same({ { granteeType = "USER", emailAddress = "alice@example.com", role = "OWNER" } }, p.ownerList)
+    local c = p.created
+    assert.same({ "USER", "bob@example.com", "READER" }, { c.granteeType, c.emailAddress, c.role })
+    assert.same({ name = p.created.name, granteeType = 1, emailAddress = "bob@example.com", role = 3 }, p.rawCreated)
+    assert.same({ name = p.created.name, role = "READER" }, p.got)
+    assert.same({ granteeType = "EVERYONE", role = "READER", hasEmail = false }, p.everyone)
+    assert.equal(2, p.firstPage)
+    assert.is_true(p.hasNext)
+    assert.same({ "OWNER:USER", "READER:USER", "READER:EVERYONE" }, p.all)
+    assert.equal(checks.createTunedModel.metadataTunedModel, p.bobSees)
+    assert.equal(1, p.bobGenerated)
+    assert.equal(7, errors.readerCannotUpdate.code)
+    assert.equal("WRITER", p.updatedRole)
+    assert.equal("bob was here", p.bobPatched)
+    assert.equal(3, errors.updatePermissionNoMask.code)
+    assert.same({}, p.deleteReturned)
+    assert.equal(5, errors.getDeletedPermission.code)
+  end)
+
+  it("transferOwnership and deleteTunedModel return {} and move the roles", function()
+    local t = checks.transferOwnership
+    assert.same({}, t.returned)
+    assert.equal("{}", t.rawBody)
+    assert.same({ "alice@example.com:WRITER", "bob@example.com:OWNER" }, t.roles)
+    assert.equal(7, errors.oldOwnerCannotDelete.code)
+    assert.same({ returned = {}, rawBody = "{}", status = 200 }, checks.deleteTunedModel)
+    assert.same({ code = 5, httpStatusCode = 404, statusDetails = {},
+      message = "Tuned model " .. checks.createTunedModel.metadataTunedModel .. " does not exist." },
+      errors.getDeletedTunedModel)
+  end)
+
+  it("a failed tuning rejects operation.promise() with the operation's error (INTERNAL)", function()
+    local f = checks.failedTuning
+    assert.is_true(f.rejected)
+    assert.equal(13, f.error.code)
+    assert.equal("FAILED", f.state)
+  end)
+
+  it("errors map to the right gRPC codes, messages and details in the client", function()
+    local function nf(model, method)
+      return model .. " is not found for API version v1beta3, or is not supported for " .. method ..
+        ". Call ListModels to see the list of available models and their supported methods."
+    end
+    assert.same({ code = 5, httpStatusCode = 404, statusDetails = {},
+      message = nf("models/no-such-model", "generateText") }, errors.unknownModelGenerate)
+    assert.same({ code = 5, httpStatusCode = 404, statusDetails = {},
+      message = nf("models/text-bison-001", "embedText") }, errors.unsupportedMethod)
+    assert.equal(5, errors.unknownModel.code)
+    assert.same({ code = 3, httpStatusCode = 400, statusDetails = { "ErrorInfo" },
+      message = "API key not valid. Please pass a valid API key.", reason = "API_KEY_INVALID",
+      domain = "googleapis.com", metadata = { service = "generativelanguage.googleapis.com" } }, errors.badKey)
+    assert.same({ 3, { "BadRequest" } }, { errors.candidateCountRange.code, errors.candidateCountRange.statusDetails })
+    assert.same({ 3, { "BadRequest" } }, { errors.missingPrompt.code, errors.missingPrompt.statusDetails })
+    assert.same({ 3, { "BadRequest" } }, { errors.badTunedModelId.code, errors.badTunedModelId.statusDetails })
+    assert.same({ code = 5, httpStatusCode = 404, statusDetails = {},
+      message = "Tuned model tunedModels/does-not-exist-123 does not exist." }, errors.unknownTunedModel)
+    assert.same({ code = 7, httpStatusCode = 403, statusDetails = {},
+      message = "You do not have permission to access tuned model tunedModels/alice-private" },
+      errors.otherUsersModel)
+    assert.equal(5, errors.permissionOnMissingModel.code)
+    local u = errors.unknownField
+    assert.equal(400, u.httpStatus)
+    assert.equal(3, u.code)
+    assert.same({ "BadRequest" }, u.statusDetails)
+    local m1 = "Invalid JSON payload received. Unknown name \"foo\" at 'prompt': Cannot find field."
+    local m2 = "Invalid JSON payload received. Unknown name \"bar\": Cannot find field."
+    assert.same({ error = { code = 400, message = m1 .. "\n" .. m2, status = "INVALID_ARGUMENT", details = { {
+      ["@type"] = "type.googleapis.com/google.rpc.BadRequest",
+      fieldViolations = { { field = "prompt", description = m1 }, { description = m2 } } } } } }, u.raw)
+  end)
+end)
