@@ -233,6 +233,9 @@ local function decode_object(s, pos, depth)
     local c = byte(s, pos)
     if c == 44 then
       pos = skip(s, pos + 1)
+      -- protobuf's stream parser (ParseEntry) closes the object here: a trailing comma is accepted,
+      -- and Google answered 200 to its own tuning tutorial's `"epoch_count":3,}`
+      if byte(s, pos) == 125 then return o, pos + 1 end
     elseif c == 125 then
       return o, pos + 1
     else
@@ -261,6 +264,7 @@ local function decode_array(s, pos, depth)
     local c = byte(s, pos)
     if c == 44 then
       pos = skip(s, pos + 1)
+      if byte(s, pos) == 93 then return a, pos + 1 end  -- trailing comma, as ParseArrayValue accepts it
     elseif c == 93 then
       return a, pos + 1
     else
