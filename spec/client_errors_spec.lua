@@ -256,7 +256,10 @@ describe("client errors", function()
     it("stop retrying at the deadline", function()
       local c = gemini.new { api_key = KEY, base_url = emu.url, deadline = 0.5,
                              retry = { initial = 0.4, multiplier = 1, max_attempts = 50 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 0, times = 0 }
+      -- the server asks for >= 0.2 s between attempts, so at most 3 fit in 0.5 s (jitter alone could
+      -- draw tiny delays and let 5 through about one run in ten)
+      fault { match = { method = "getModel" }, action = "error", status = 503, times = 0,
+              details = { { ["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "0.2s" } } }
       local _, err = c:get_model("text-bison-001")
       assert.equal(503, err.code)
       assert.is_true(#journal() < 5)
