@@ -21,12 +21,18 @@ M.NOT_SENT = { connect = true, resolve = true, connect_timeout = true, proxy = t
 M.TRANSIENT = { connect = true, resolve = true, connect_timeout = true, proxy = true, tls = true,
                 send = true, recv = true, timeout = true, stall = true, other = true }
 
+--- libcurl codes of TLS failures that another attempt cannot fix: the certificate does not verify
+-- (60), a client certificate or CA file/CRL problem (58, 77, 82), issuer check, pinned key or
+-- certificate status (83, 90, 91).
+M.TLS_PERMANENT = { [58] = true, [60] = true, [77] = true, [82] = true, [83] = true, [90] = true, [91] = true }
+
 --- Is this error worth retrying?
 -- @param err error object (`code`, `kind`)
 -- @param side_effect true for POSTs with side effects (create_tuned_model, create_permission, transfer_ownership)
 -- @return boolean
 function M.retryable(err, side_effect)
   if err.kind == "cancelled" or err.kind == "too_large" or err.kind == "deadline" then return false end
+  if err.kind == "tls" and M.TLS_PERMANENT[err.curl_code] then return false end
   if err.kind ~= nil then
     -- a transport failure (a reply cut short keeps its HTTP code, but is still one)
     if side_effect then return M.NOT_SENT[err.kind] == true end
