@@ -349,6 +349,19 @@ describe("reliability: TLS", function()
     no_secret(tostring(err))
   end)
 
+  it("a certificate that does not verify is not retried (another attempt cannot fix it)", function()
+    local attempts = 0
+    local c = gemini.new { api_key = KEY, base_url = "https://127.0.0.1:" .. good_port,
+                           retry = { initial = 0.001, max_attempts = 4 },
+                           on_request = function() attempts = attempts + 1 end }
+    local res, err = c:get_model("text-bison-001")
+    c:close()
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+    assert.equal(1, attempts)
+    assert.is_nil(err.attempts)
+  end)
+
   it("ca_file makes the same server trusted", function()
     local res, err = get({ ca_file = dir .. "/cert.pem" }, good_port)
     assert.is_nil(err)
