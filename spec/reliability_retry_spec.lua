@@ -177,7 +177,7 @@ describe("reliability: retries", function()
 
     it("honours Retry-After and RetryInfo from the rate limiter (429), then succeeds", function()
       local t = traced { retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 } }
-      emu:control("POST", "/emulator/v1/ratelimit", { requests = 1, windowMs = 1000 })
+      emu:control("POST", "/emulator/v1/ratelimit", { requests = 1, windowMs = 2000 })
       assert(t.client:list_models())
       assert(t.client:get_model("text-bison-001"))
       assert.equal(1, #t.retries)
@@ -423,13 +423,16 @@ describe("reliability: retries", function()
 
   describe("the total deadline", function()
     it("spans attempts and waits: no retry whose wait would pass it", function()
-      -- the server asks for 1 s each time; deadline 2.5 s allows attempts at ~0, ~1 and ~2 s only
+      -- the server asks for 1 s each time; deadline 2.5 s leaves room for two waits, never three
+      -- (2 on a fast machine; a slow one, e.g. under valgrind, may fit only one)
       local t = traced { deadline = 2.5, retry = { initial = 0.001, max_attempts = 50 } }
       fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 1, times = 0 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(503, err.code)
-      assert.equal(3, err.attempts)
-      assert.equal(3, #journal())
+      assert.is_true(err.attempts == 2 or err.attempts == 3, "attempts: " .. tostring(err.attempts))
+      assert.equal(err.attempts, #journal())
+      assert.equal(err.attempts - 1, #t.retries)
+      for _, r in ipairs(t.retries) do assert.equal(1, r.delay) end
       local waited = 0
       for _, r in ipairs(t.retries) do waited = waited + r.delay end
       assert.is_true(waited <= 2.5)
@@ -451,10 +454,10 @@ describe("reliability: retries", function()
       local t = traced { retry = FAST, timeout = 30 }
       fault { match = { method = "getModel" }, action = "error", status = 503 }
       fault { match = { method = "getModel" }, action = "delay", delayMs = 5000 }
-      local _, err = t.client:get_model("text-bison-001", { deadline = 0.5 })
+      local _, err = t.client:get_model("text-bison-001", { deadline = 2 })
       assert.equal("DEADLINE_EXCEEDED", err.status)
       assert.equal("deadline", err.kind)
-      assert.matches("deadline = 0.5 s", err.message, 1, true)
+      assert.matches("deadline = 2 s", err.message, 1, true)
       assert.equal(2, err.attempts)
       assert.equal(1, #t.retries)
       t.client:close()
