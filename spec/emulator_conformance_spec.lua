@@ -141,7 +141,8 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
     assert.same({ name = c.opName, metadata = {
       ["@type"] = "type.googleapis.com/google.ai.generativelanguage.v1beta3.CreateTunedModelMetadata",
       totalSteps = 6, tunedModel = c.metadataTunedModel } }, c.rawBody)
-    assert.same({ state = "CREATING", rawState = 1 }, checks.tunedModelEarly)
+    local early = checks.tunedModelEarly  -- 6 steps of 5 ms: usually still CREATING
+    assert.equal(({ CREATING = 1, ACTIVE = 2 })[early.state], early.rawState)
   end)
 
   it("the client's LRO support polls GET /v1/tunedModels/*/operations/* to the TunedModel", function()
@@ -263,5 +264,204 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
     assert.same({ error = { code = 400, message = m1 .. "\n" .. m2, status = "INVALID_ARGUMENT", details = { {
       ["@type"] = "type.googleapis.com/google.rpc.BadRequest",
       fieldViolations = { { field = "prompt", description = m1 }, { description = m2 } } } } } }, u.raw)
+  end)
+end)
+
+describe("emulator conformance with raw REST JSON via curl (no $alt), as Google's REST tutorials spoke", function()
+  local emu
+  setup(function()
+    emu = helper.start{ "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
+  end)
+  teardown(function() emu:stop() end)
+
+  local function call(method, path, body, headers)
+    local status, hdrs, raw = emu:request{ method = method, path = path, body = body, headers = headers }
+    local ok, decoded = pcall(cjson.decode, raw)
+    return status, ok and decoded or nil, raw, hdrs
+  end
+  -- top-level keys of a JSON object text, in the order they appear
+  local function keys_in_order(raw)
+    local keys, depth, i = {}, 0, 1
+    while i <= #raw do
+      local c = raw:sub(i, i)
+      if c == '"' then
+        local j = i + 1
+        while raw:sub(j, j) ~= '"' do
+          if raw:sub(j, j) == "\\" then j = j + 1 end
+          j = j + 1
+        end
+        if depth == 1 and raw:sub(j + 1, j + 1) == ":" then keys[#keys + 1] = raw:sub(i + 1, j - 1) end
+        i = j
+      elseif c == "{" or c == "[" then depth = depth + 1
+      elseif c == "}" or c == "]" then depth = depth - 1 end
+      i = i + 1
+    end
+    return keys
+  end
+
+  -- Google's v1beta3 REST tuning tutorial (tuning_quickstart_rest.ipynb), body as sent: snake_case names
+  -- and trailing commas; Google answered 200 with the operation (totalSteps 23).
+  local TUTORIAL_BODY = [[
+{
+  "display_name": "number generator model",
+  "base_model": "models/text-bison-001",
+  "tuning_task": {
+    "hyperparameters": {
+      "batch_size": 2,
+      "learning_rate": 0.001,
+      "epoch_count":3,
+    },
+    "training_data": {
+      "examples": {
+        "examples": [
+          {"text_input": "1", "output": "2",},{"text_input": "3", "output": "4",},
+          {"text_input": "-3", "output": "-2",},{"text_input": "twenty two", "output": "twenty three",},
+          {"text_input": "two hundred", "output": "two hundred one",},
+          {"text_input": "ninety nine", "output": "one hundred",},{"text_input": "8", "output": "9",},
+          {"text_input": "-98", "output": "-97",},{"text_input": "1,000", "output": "1,001",},
+          {"text_input": "10,100,000", "output": "10,100,001",},{"text_input": "thirteen", "output": "fourteen",},
+          {"text_input": "eighty", "output": "eighty one",},{"text_input": "one", "output": "two",},
+          {"text_input": "three", "output": "four",},{"text_input": "seven", "output": "eight",}
+        ]
+      }
+    }
+  }
+}]]
+
+  it("runs Google's tuning tutorial: create (snake_case, trailing commas), poll /v1/{operation}, generate", function()
+    local status, op, raw, hdrs = call("POST", "/v1beta3/tunedModels?key=k1", TUTORIAL_BODY,
+      { ["x-goog-user-project"] = "my-project" })
+    assert.equal(200, status, raw)
+    assert.equal("application/json; charset=UTF-8", hdrs["content-type"])
+    assert.same({ "name", "metadata" }, keys_in_order(raw))  -- no done key on a fresh operation
+    local id = op.metadata.tunedModel:match("^tunedModels/(number%-generator%-model%-[a-z0-9]+)$")
+    assert.truthy(id, op.metadata.tunedModel)
+    assert.matches("^tunedModels/" .. id:gsub("%-", "%%-") .. "/operations/[a-z0-9]+$", op.name)
+    assert.same({ ["@type"] = "type.googleapis.com/google.ai.generativelanguage.v1beta3.CreateTunedModelMetadata",
+      totalSteps = 23, tunedModel = "tunedModels/" .. id }, op.metadata)
+    assert.truthy(raw:find('"totalSteps": 23,\n    "tunedModel"', 1, true))  -- field order as Google printed it
+
+    -- the tutorial polls GET https://generativelanguage.googleapis.com/v1/{op.name} until response or error
+    local polled, praw
+    for _ = 1, 200 do
+      local st
+      st, polled, praw = call("GET", "/v1/" .. op.name .. "?key=k1")
+      assert.equal(200, st, praw)
+      assert.equal(op.name, polled.name)
+      if polled.response or polled.error then break end
+      local t0 = os.clock()
+      while os.clock() - t0 < 0.01 do end  -- bounded busy wait
+    end
+    assert.truthy(polled.response, praw)
+    assert.same({ "name", "metadata", "done", "response" }, keys_in_order(praw))
+    assert.is_true(polled.done)
+    local md = polled.metadata
+    assert.same({ 23, 23, 100 }, { md.totalSteps, md.completedSteps, md.completedPercent })
+    local last = md.snapshots[#md.snapshots]
+    assert.same({ 23, 3 }, { last.step, last.epoch })
+    assert.is_nil(md.snapshots[1].epoch)  -- epoch 0 omitted
+    assert.equal("type.googleapis.com/google.ai.generativelanguage.v1beta3.TunedModel", polled.response["@type"])
+    assert.equal("ACTIVE", polled.response.state)  -- enums as names without $alt
+    assert.equal("tunedModels/" .. id, polled.response.name)
+
+    -- the operations of the model, under /v1/ as Google's v1 config bound them
+    local st, list = call("GET", "/v1/tunedModels/" .. id .. "/operations?key=k1")
+    assert.equal(200, st)
+    assert.equal(1, #list.operations)
+    assert.equal(op.name, list.operations[1].name)
+
+    -- GET the tuned model: the recorded shape (no trainingData: INPUT_ONLY; base model's sampling defaults)
+    local st2, tm, tmraw = call("GET", "/v1beta3/tunedModels/" .. id, nil, { ["x-goog-api-key"] = "k1" })
+    assert.equal(200, st2)
+    assert.same({ "name", "baseModel", "displayName", "state", "createTime", "updateTime", "tuningTask",
+      "temperature", "topP", "topK" }, keys_in_order(tmraw))
+    assert.same({ epochCount = 3, batchSize = 2, learningRate = 0.001 }, tm.tuningTask.hyperparameters)
+    assert.is_nil(tm.tuningTask.trainingData)
+    assert.equal(tm.updateTime, tm.tuningTask.completeTime)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*Z$", tm.createTime)
+
+    -- the tutorial's generateText on the tuned model (snake_case candidate_count)
+    local st3, gen = call("POST", "/v1beta3/tunedModels/" .. id .. ":generateText?key=k1",
+      '{"prompt": {"text": "3"}, "temperature": 1.0, "candidate_count": 2}')
+    assert.equal(200, st3)
+    assert.same({ "4", "4" }, { gen.candidates[1].output, gen.candidates[2].output })
+  end)
+
+  it("answers the curl quickstart's requests with the recorded shapes", function()
+    local st, m, raw = call("GET", "/v1beta3/models/text-bison-001?key=k1")
+    assert.equal(200, st)
+    assert.equal('{\n  "name": "models/text-bison-001",\n  "version": "001",\n  "displayName": "Text Bison",\n' ..
+      '  "description": "Model targeted for text generation.",\n  "inputTokenLimit": 8196,\n' ..
+      '  "outputTokenLimit": 1024,\n  "supportedGenerationMethods": [\n    "generateText",\n' ..
+      '    "countTextTokens",\n    "createTunedTextModel"\n  ],\n  "temperature": 0.7,\n  "topP": 0.95,\n' ..
+      '  "topK": 40\n}', (raw:gsub("\n$", "")))
+    assert.equal("models/text-bison-001", m.name)
+    local st2, msg = call("POST", "/v1beta3/models/chat-bison-001:generateMessage?key=k1",
+      '{"prompt": {"messages": [{"content":"hi"}]}}')
+    assert.equal(200, st2)
+    assert.equal("1", msg.candidates[1].author)
+    assert.same({ { author = "0", content = "hi" } }, msg.messages)
+    local _, count = call("POST", "/v1beta3/models/chat-bison-001:countMessageTokens?key=k1",
+      '{"prompt": {"messages": [{"content":"How many tokens?"}, {"content":"For this whole conversation?"}]}}')
+    assert.same({ tokenCount = 23 }, count)
+    local _, emb, eraw = call("POST", "/v1beta3/models/embedding-gecko-001:embedText?key=k1",
+      '{"text": "say something nice!"}')
+    assert.equal(768, #emb.embedding.value)
+    assert.same({ "embedding" }, keys_in_order(eraw))
+    local _, blocked, braw = call("POST", "/v1beta3/models/text-bison-001:generateText?key=k1",
+      '{"prompt":{"text":"Tell me about the stock ESPR [[block:other]]"}}')
+    assert.same({ filters = { { reason = "OTHER" } } }, blocked)
+    assert.same({ "filters" }, keys_in_order(braw))
+    local _, all = call("POST", "/v1beta3/models/text-bison-001:generateText?key=k1",
+      '{"prompt":{"text":"Write a title"},"safetySettings":[{"category":"HARM_CATEGORY_TOXICITY",' ..
+      '"threshold":"BLOCK_ONLY_HIGH"}],"stopSequences":["Title"],"temperature":1.0,"candidate_count":3,' ..
+      '"maxOutputTokens":800,"topP":0.8,"topK":10}')
+    assert.equal(3, #all.candidates)
+    assert.equal(6, #all.candidates[1].safetyRatings)
+  end)
+
+  it("gives Google's error bodies and headers for the recorded failures", function()
+    local st, body, _, hdrs = call("POST", "/v1beta3/models/textembedding-gecko-multilingual:embedText?key=k1",
+      '{"text":"Hello","model":"textembedding-gecko-multilingual"}')
+    assert.equal(404, st)
+    assert.equal("application/json; charset=UTF-8", hdrs["content-type"])
+    assert.equal("Origin, Referer, X-Origin", hdrs["vary"])
+    assert.same({ error = { code = 404, status = "NOT_FOUND", message = "models/textembedding-gecko-multilingual is " ..
+      "not found for API version v1beta3, or is not supported for embedText. Call ListModels to see the list of " ..
+      "available models and their supported methods." } }, body)
+    local st2, body2 = call("POST", "/v1beta3/models/embedding-gecko-001:embedText?key=k1", '{"text":{}}')
+    assert.equal(400, st2)
+    local d = "Invalid value (text), Starting an object on a scalar field"
+    assert.same({ error = { code = 400, message = d, status = "INVALID_ARGUMENT", details = { {
+      ["@type"] = "type.googleapis.com/google.rpc.BadRequest", fieldViolations = { { description = d } } } } } }, body2)
+    local st3, body3 = call("GET", "/v1beta3/models?key=FAKE_TOKEN")
+    assert.equal(400, st3)
+    assert.equal("API_KEY_INVALID", body3.error.details[1].reason)
+    local st4, body4 = call("GET", "/v1beta3/models?key=")
+    assert.equal(403, st4)
+    assert.equal("PERMISSION_DENIED", body4.error.status)
+    assert.is_nil(body4.error.details)
+  end)
+
+  it("pages models with opaque tokens bound to the request (pageSize may change)", function()
+    local names, token = {}, nil
+    for _ = 1, 10 do
+      local st, page = call("GET", "/v1beta3/models?key=k1&pageSize=1" .. (token and ("&pageToken=" .. token) or ""))
+      assert.equal(200, st)
+      assert.equal(1, #page.models)
+      names[#names + 1] = page.models[1].name
+      token = page.nextPageToken
+      if not token then break end
+    end
+    assert.same({ "models/chat-bison-001", "models/text-bison-001", "models/embedding-gecko-001",
+      "models/gemini-1.5-flash-001" }, names)
+    local _, p1 = call("GET", "/v1beta3/models?key=k1&pageSize=1")
+    local st, p2 = call("GET", "/v1beta3/models?key=k1&pageSize=3&pageToken=" .. p1.nextPageToken)
+    assert.equal(200, st)
+    assert.equal(3, #p2.models)
+    assert.is_nil(p2.nextPageToken)
+    local st3, e3 = call("GET", "/v1beta3/tunedModels?key=k1&pageToken=" .. p1.nextPageToken)
+    assert.equal(400, st3)
+    assert.equal("INVALID_ARGUMENT", e3.error.status)
   end)
 end)
