@@ -345,6 +345,66 @@ describe("reliability: limits", function()
     end
   end)
 
+  describe("malformed HTTP from a server", function()
+    local RAW = {
+      { "not HTTP at all", "SSH-2.0-OpenSSH_9.2\r\n" },
+      { "a bad status line", "HTTP/1.1 abc Nope\r\nContent-Length: 2\r\n\r\n{}" },
+      { "a status out of range", "HTTP/1.1 9999 Huh\r\nContent-Length: 2\r\n\r\n{}" },
+      { "headers cut short", "HTTP/1.1 200 OK\r\nContent-Type: appl" },
+      { "a bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n" },
+      { "a negative Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n{}" },
+      { "a header line without a colon", "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}" },
+      { "nothing", "" },
+      { "binary noise", "\0\1\2\255\254HTTP/1.1 200\r\n\r\n" },
+    }
+    for _, r in ipairs(RAW) do
+      it(r[1] .. ": an error object (or a result), never a raise or a hang", function()
+        local srv = rogue.start { raw = r[2] }
+        local t = traced { base_url = srv.url, retry = FAST, timeout = 10 }
+        local started = socket.gettime()
+        local ok, res, err = pcall(t.client.get_model, t.client, "text-bison-001")
+        assert.is_true(socket.gettime() - started < 30)
+        assert.is_true(ok, tostring(res))
+        if res == nil then
+          assert.is_true(gemini.is_error(err))
+          assert.is_string(err.status)
+          assert.is_nil(tostring(err):find("\n"))
+        end
+        t.client:close()
+        srv:stop()
+      end)
+    end
+  end)
+
+  describe("the callback form", function()
+    it("gets the same error objects for faults, and retries the same way", function()
+      local t = traced { retry = false, timeout = 10 }
+      local cases = {
+        { { action = "html" }, "UNAVAILABLE", 502 },
+        { { action = "invalid_json" }, "UNKNOWN", 200 },
+        { { action = "reset" }, "UNAVAILABLE", nil },
+        { { action = "truncate" }, "UNAVAILABLE", nil },
+        { { action = "error", status = 429 }, "RESOURCE_EXHAUSTED", 429 },
+      }
+      for _, case in ipairs(cases) do
+        emu:control("DELETE", "/emulator/v1/faults")
+        local rule = { match = { method = "getModel" } }
+        for k, v in pairs(case[1]) do rule[k] = v end
+        fault(rule)
+        local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+        local got, gerr, calls = nil, nil, 0
+        c:get_model("text-bison-001", function(m, e) got, gerr, calls = m, e, calls + 1 end)
+        c:run()
+        assert.equal(1, calls)
+        assert.is_nil(got)
+        assert.equal(case[2], gerr.status, case[1].action)
+        if case[3] then assert.equal(case[3], gerr.code) end
+        c:close()
+      end
+      t.client:close()
+    end)
+  end)
+
   describe("200 replies with unexpected shapes", function()
     local MISFITS = {
       { '{"models":"nope"}', "list_models", "models" },

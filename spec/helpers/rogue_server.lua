@@ -12,7 +12,8 @@
 -- Reply options: `status` (200), `headers` (array of "Name: value" lines), `body` (string) or
 -- `body_file` (a file whose bytes are the body), or `size` (bytes of filler streamed in 64 KiB
 -- pieces), `content_length` (default true; false closes the connection to end the body),
--- `lifetime` (seconds before the process exits on its own, default 60).
+-- `lifetime` (seconds before the process exits on its own, default 60); `raw` (bytes sent instead of
+-- any reply, then the connection closes).
 --
 -- As a script: `lua5.4 spec/helpers/rogue_server.lua DIR` reads DIR/config.lua, writes DIR/port, and
 -- appends what happened on each connection to DIR/log. Loopback only; every loop is bounded.
@@ -142,9 +143,17 @@ local function serve(dir)
       if cfg.content_length ~= false then lines[#lines + 1] = "Content-Length: " .. size end
       lines[#lines + 1] = "Connection: close"
       local sent, ended = 0, "complete"
-      local ok, err = c:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+      local ok, err
+      if cfg.raw then
+        ok, err = c:send(cfg.raw)
+        sent = ok and #cfg.raw or 0
+      else
+        ok, err = c:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+      end
       if not ok then
         ended = tostring(err)
+      elseif cfg.raw then
+        ended = "raw"
       elseif cfg.size then
         local piece = string.rep("x", 65536)
         while sent < size do
