@@ -137,6 +137,13 @@ describe("emulator request validation", function()
         '{"prompt":{"text":"x"},"safety_settings":[{"category":"HARM_CATEGORY_TOXICITY","threshold":3},' ..
         '{"category":3,"threshold":"BLOCK_NONE"}],"max_output_tokens":10,"top_p":0.5,"top_k":3,"stop_sequences":["z"]}')
       assert.equal(200, status)
+      -- a known number sent as a JSON string is taken too (protobuf's DataPiece::ToEnum); an unknown one is not
+      status = api("POST", GEN, '{"prompt":{"text":"x"},"safetySettings":[{"category":"2","threshold":"4"}]}')
+      assert.equal(200, status)
+      local body
+      status, body = api("POST", GEN, '{"prompt":{"text":"x"},"safetySettings":[{"category":"77","threshold":"4"}]}')
+      assert_bad(status, body, "Invalid value at 'safety_settings[0].category' " ..
+        "(type.googleapis.com/google.ai.generativelanguage.v1beta3.HarmCategory), \"77\"")
     end)
 
     it("rejects two members of one oneof", function()

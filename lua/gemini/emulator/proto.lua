@@ -131,7 +131,11 @@ local function parse_scalar(f, container, key, v, path)
   elseif t == "enum" then
     local name
     if type(v) == "string" then
-      if enum_by_name[f.enum][v] then name = v end
+      if enum_by_name[f.enum][v] then name = v
+      elseif v:match("^%-?%d+$") then
+        -- protobuf's DataPiece::ToEnum: "Check if int version of enum is sent as string."
+        name = enum_by_number[f.enum][tonumber(v)]
+      end
     elseif type(v) == "number" and v == floor(v) then
       name = enum_by_number[f.enum][v]
     end
