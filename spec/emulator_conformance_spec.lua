@@ -187,6 +187,13 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
     assert.equal("number generator", u.displayName)  -- not in the mask: unchanged
     assert.matches("?updateMask=description%2Ctemperature&", u.url, 1, true)
     assert.same({ "6", "6" }, checks.generateTextTuned.outputs)  -- the training example 5 -> 6
+    local f = checks.tunedFromTuned
+    assert.equal("tunedModelSource", f.sourceModel)  -- the oneof member that came back
+    assert.same({ tunedModel = checks.createTunedModel.metadataTunedModel, baseModel = "models/text-bison-001" },
+      f.tunedModelSource)
+    assert.is_nil(f.baseModel)
+    assert.same({ "tunedModels/from-tuned", 2 }, { f.lroName, f.lroState })
+    assert.same({ 10, 16 }, { f.hyperparameters.epochCount, f.hyperparameters.batchSize })
     assert.same({ code = 9, httpStatusCode = 400, statusDetails = {},
       message = "Tuned model tunedModels/slow-tuning is not ready for use: its state is CREATING " ..
         "(it must be ACTIVE)." },

@@ -321,6 +321,21 @@ async function main() {
     const [gen] = await text.generateText({ model: tunedName, prompt: { text: '5' }, candidateCount: 2, temperature: 1 });
     record('generateTextTuned', { outputs: gen.candidates.map((c) => c.output) });
 
+    // tuning from a tuned model (the tunedModelSource member of the oneof), driven by the client's LRO
+    const [fromOp] = await lroModels.createTunedModel({
+      tunedModelId: 'from-tuned',
+      tunedModel: { tunedModelSource: { tunedModel: tunedName },
+        tuningTask: { trainingData: { examples: { examples: [{ textInput: 'x', output: 'y' }] } } } },
+    });
+    const [fromTm] = await fromOp.promise();
+    const [fromGot] = await models.getTunedModel({ name: 'tunedModels/from-tuned' });
+    record('tunedFromTuned', {
+      sourceModel: fromGot.sourceModel, tunedModelSource: fromGot.tunedModelSource, baseModel: fromGot.baseModel,
+      lroName: fromTm.name, lroState: fromTm.state,
+      hyperparameters: fromGot.tuningTask.hyperparameters,
+    });
+    await models.deleteTunedModel({ name: 'tunedModels/from-tuned' });
+
     // permissions
     const [owner] = await perms.listPermissions({ parent: tunedName });
     const [created] = await perms.createPermission({
