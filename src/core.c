@@ -12,8 +12,12 @@
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static CURLcode init_result = CURLE_FAILED_INIT;   /* written once, under pthread_once */
 
+static char curl_version_str[256];                 /* copied once, under pthread_once: curl_version() writes a
+                                                      static buffer on every call (a data race between states) */
+
 static void global_init(void) {
   init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (init_result == CURLE_OK) snprintf(curl_version_str, sizeof curl_version_str, "%s", curl_version());
 }
 
 /***
@@ -65,7 +69,7 @@ int luaopen_gemini_core(lua_State *L) {
   gm_handle_register(L);
   lua_pushliteral(L, GM_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
-  lua_pushstring(L, curl_version());
+  lua_pushstring(L, curl_version_str);
   lua_setfield(L, -2, "curl_version");
   return 1;
 }
