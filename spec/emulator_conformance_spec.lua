@@ -262,6 +262,14 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
       message = "You do not have permission to access tuned model tunedModels/alice-private" },
       errors.otherUsersModel)
     assert.equal(5, errors.permissionOnMissingModel.code)
+    -- the control API's faults and rate limit, as the client maps them
+    assert.same({ code = 14, httpStatusCode = 503, statusDetails = {},
+      message = "The service is currently unavailable." }, errors.fault503)
+    assert.same({ 13, 502 }, { errors.faultHtml.code, errors.faultHtml.httpStatusCode })
+    assert.matches("could not be decoded: the response body is not JSON: <!DOCTYPE html>", errors.faultHtml.message, 1,
+      true)
+    assert.same({ code = 8, httpStatusCode = 429, statusDetails = { "RetryInfo" },
+      message = "Resource has been exhausted (e.g. check quota)." }, errors.rateLimited)
     local u = errors.unknownField
     assert.equal(400, u.httpStatus)
     assert.equal(3, u.code)

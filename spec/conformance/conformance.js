@@ -442,6 +442,24 @@ async function main() {
     summary.errors.unknownField = Object.assign(errInfo(e), { httpStatus: res.status, raw: body });
   });
 
+  // the emulator's control API (faults, rate limit) as the client sees it: transport-level status mapping
+  const control = (method, path, body) => fetch(`${base.origin}${path}`, {
+    method, headers: { 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined,
+  });
+  await step('faults', async () => {
+    await control('POST', '/emulator/v1/faults', { rules: [
+      { match: { method: 'generateMessage' }, action: 'error', status: 503, errorStatus: 'UNAVAILABLE' },
+      { match: { method: 'countMessageTokens' }, action: 'html', status: 502 },
+    ] });
+    await expectError('fault503', () => discuss.generateMessage({ model: 'models/chat-bison-001', prompt: { messages: [{ content: 'hi' }] } }));
+    await expectError('faultHtml', () => discuss.countMessageTokens({ model: 'models/chat-bison-001', prompt: { messages: [{ content: 'hi' }] } }));
+    await control('DELETE', '/emulator/v1/faults');
+    await control('POST', '/emulator/v1/ratelimit', { requests: 1, windowMs: 60000 });
+    await text.countTextTokens({ model: 'models/text-bison-001', prompt: { text: 'one' } });
+    await expectError('rateLimited', () => text.countTextTokens({ model: 'models/text-bison-001', prompt: { text: 'two' } }));
+    await control('DELETE', '/emulator/v1/ratelimit');
+  });
+
   summary.requests = wire.length;
   summary.altOnEveryApiCall = wire.filter((w) => /\/v1(beta3)?\//.test(w.url))
     .every((w) => w.url.includes('$alt=json%3Benum-encoding=int') || w.url.includes('$alt=json;enum-encoding=int'));
