@@ -63,10 +63,11 @@ end
 
 --- Replaces every secret (and obvious credential patterns) in `s` by `[REDACTED]`.
 -- @param s string
--- @param secrets array of strings (keys, tokens) or nil
+-- @param secrets array of strings (keys, tokens), a function returning one, or nil
 -- @return string
 function M.redact(s, secrets)
   if type(s) ~= "string" then return s end
+  if type(secrets) == "function" then secrets = secrets() end   -- the client keeps them in a closure
   if secrets then
     for _, sec in ipairs(secrets) do
       if type(sec) == "string" and #sec >= 1 then s = s:gsub(plain(sec), "[REDACTED]") end
