@@ -151,13 +151,17 @@ function M.new(opts)
       errors.redact(base, { key })), 2)
   end
   base = base:gsub("/+$", "")
-  self.base_url = base
   self._shown_url = base:gsub("^(%a+://)[^@/]*@", "%1")   -- never show userinfo
-  self._secrets = {}
-  if key then self._secrets[#self._secrets + 1] = key end
-  if opts.access_token then self._secrets[#self._secrets + 1] = opts.access_token end
+  self.base_url = self._shown_url
+  -- Secrets live in closures, not in fields: printing or inspecting the client (vim.inspect, a
+  -- debugger, a table dumper) never shows them. errors.redact accepts the function.
+  local secrets = {}
+  if key then secrets[#secrets + 1] = key end
+  if opts.access_token then secrets[#secrets + 1] = opts.access_token end
   local userinfo = base:match("^%a+://([^@/]*)@")
-  if userinfo then self._secrets[#self._secrets + 1] = userinfo end
+  if userinfo then secrets[#secrets + 1] = userinfo end
+  self._secrets = function() return secrets end
+  self._base = function() return base end
 
   local headers = { "Accept: application/json" }
   if key then headers[#headers + 1] = "x-goog-api-key: " .. key end
@@ -175,7 +179,7 @@ function M.new(opts)
       headers[#headers + 1] = h
     end
   end
-  self._headers = headers
+  self._headers = function() return headers end
   self._has_key = key ~= nil
   self._has_token = opts.access_token ~= nil
 
@@ -422,7 +426,7 @@ end
 -- Send, drive, finish
 
 local function url_of(self, req)
-  return self.base_url .. req.path .. names.query(req.query)
+  return self._base() .. req.path .. names.query(req.query)
 end
 
 local function redacted_headers(self, headers)
@@ -440,9 +444,9 @@ local function redacted_headers(self, headers)
 end
 
 local function start_transfer(self, req)
-  local headers = self._headers
+  local headers = self._headers()
   if req.body then
-    headers = { unpack(self._headers) }
+    headers = { unpack(headers) }
     headers[#headers + 1] = "Content-Type: application/json"
   end
   req.attempts = req.attempts + 1
