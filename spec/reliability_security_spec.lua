@@ -195,6 +195,19 @@ describe("reliability: names and keys", function()
       for i, s in ipairs(texts) do no_secret(s, "tostring #" .. i) end
     end)
 
+    it("are not in any field of the client, its handles or requests (what vim.inspect would print)", function()
+      local c = gemini.new { api_key = KEY, access_token = TOKEN, base_url = "http://u:" .. TOKEN .. "@127.0.0.1:1",
+                             retry = false }
+      local req = c:get_model("text-bison-001", function() end)
+      no_secret(dump(c), "the client's fields")
+      no_secret(dump(req), "a request's fields")
+      no_secret(dump(c:model("text-bison-001")), "a handle")
+      assert.equal("http://127.0.0.1:1", c.base_url)
+      c:run()
+      no_secret(dump(req), "a finished request's fields")
+      c:close()
+    end)
+
     it("are redacted when the server echoes them in a message, details or a non-JSON body", function()
       fault { match = { method = "getModel" }, action = "error", status = 400, message = "bad key " .. KEY,
               details = { { ["@type"] = "type.googleapis.com/google.rpc.DebugInfo",
