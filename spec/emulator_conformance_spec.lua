@@ -79,8 +79,13 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
       end
       return bad
     end)())
-    assert.same({ "application/json; charset=UTF-8" }, run.contentTypes)
-    assert.same({ "Origin, Referer, X-Origin" }, run.varies)
+    -- (the HTML page is the control API's `html` fault, a proxy's page: no Vary)
+    assert.same({ "application/json; charset=UTF-8", "text/html; charset=UTF-8" }, run.contentTypes)
+    assert.same({ "Origin, Referer, X-Origin" }, (function()
+      local v = {}
+      for _, x in ipairs(run.varies) do if x ~= cjson.null then v[#v + 1] = x end end
+      return v
+    end)())
     assert.truthy(run.requests > 40)
   end)
 
