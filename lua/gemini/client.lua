@@ -160,6 +160,8 @@ function M.new(opts)
   if opts.access_token then secrets[#secrets + 1] = opts.access_token end
   local userinfo = base:match("^%a+://([^@/]*)@")
   if userinfo then secrets[#secrets + 1] = userinfo end
+  local proxy_userinfo = opts.proxy and opts.proxy:match("^%a+://([^@/]*)@")
+  if proxy_userinfo then secrets[#secrets + 1] = proxy_userinfo end
   self._secrets = function() return secrets end
   self._base = function() return base end
 
