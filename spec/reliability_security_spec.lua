@@ -242,6 +242,23 @@ describe("reliability: names and keys", function()
       c:close()
     end)
 
+    it("a proxy's credentials are secrets too", function()
+      local proxy = rogue.start { status = 502, headers = { "Content-Type: text/plain" },
+                                  body = "proxy says: bad credentials pu:" .. TOKEN }
+      local c = gemini.new { api_key = KEY, base_url = "http://127.0.0.1:9",
+                             proxy = "http://pu:" .. TOKEN .. "@127.0.0.1:" .. proxy.port, retry = false }
+      local _, err = c:list_models()
+      assert.equal(502, err.code)
+      assert.matches("proxy says", err.message, 1, true)
+      no_secret(tostring(err), "an error through a proxy")
+      no_secret(dump(err), "an error through a proxy")
+      no_secret(dump(c), "a client with a proxy")
+      local log = proxy:wait_log(1)
+      assert.matches("GET http://127.0.0.1:9/v1beta3/models", log[1].head, 1, true)   -- it did go through the proxy
+      c:close()
+      proxy:stop()
+    end)
+
     it("are redacted in on_request, on_response and on_retry, even when the server echoes them", function()
       local seen = {}
       local function hook(name) return function(info) seen[#seen + 1] = { name, info } end end
