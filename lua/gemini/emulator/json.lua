@@ -181,18 +181,25 @@ local function decode_string(s, pos) -- pos at the opening quote
   end
 end
 
+-- As protobuf's JsonStreamParser::ParseNumberHelper: take the run of [0-9.eE+-x], then a double when it has
+-- `.`, `e` or `E` (strtod must consume it all: "1." is 1.0), else an integer; a leading 0 before more
+-- characters is "Octal/hex numbers are not valid JSON values."; anything else "Unable to parse number.".
 local function decode_number(s, pos)
-  local _, e = find(s, "^-?0", pos)
-  if not e then _, e = find(s, "^-?[1-9]%d*", pos) end
-  if not e then failure(s, pos, "Expected a value.") end
-  local _, fe = find(s, "^%.%d+", e + 1)
-  if fe then e = fe elseif byte(s, e + 1) == 46 then failure(s, e + 1, "Unexpected token.") end
-  local _, xe = find(s, "^[eE][-+]?%d+", e + 1)
-  if xe then e = xe end
+  local _, e = find(s, "^[-+%dxeE.]*", pos)
   local text = sub(s, pos, e)
-  local v = tonumber(text)
-  if not v then failure(s, pos, "Unexpected token.") end
-  if (fe or xe) and math.type and math.type(v) == "integer" then v = v + 0.0 end
+  local negative = byte(text, 1) == 45
+  local v
+  if find(text, "[.eE]") then
+    v = not find(text, "x", 1, true) and tonumber(text) or nil
+    if not v then failure(s, pos, "Unable to parse number.") end
+    if math.type and math.type(v) == "integer" then v = v + 0.0 end
+  else
+    if (not negative and #text >= 2 and byte(text, 1) == 48) or (negative and #text >= 3 and byte(text, 2) == 48) then
+      failure(s, pos, "Octal/hex numbers are not valid JSON values.")
+    end
+    v = find(text, "^%-?%d+$") and tonumber(text) or nil
+    if not v then failure(s, pos, "Unable to parse number.") end
+  end
   return v, e + 1, text
 end
 
