@@ -107,7 +107,9 @@ local function parse_scalar(f, container, key, v, path)
     if type(v) == "string" then
       if v == "NaN" then x = 0 / 0 elseif v == "Infinity" then x = math.huge
       elseif v == "-Infinity" then x = -math.huge
-      else x = tonumber(v); if x and not v:match("^%s*[-+]?[%d.]") then x = nil end end
+      else  -- protobuf's DataPiece::StringToNumber refuses a leading or trailing space
+        x = tonumber(v); if x and (not v:match("^[-+]?[%d.]") or v:match("%s$")) then x = nil end
+      end
     end
     if type(x) ~= "number" then invalid_value(path, f, value_text(container, key, v)) end
     local FMAX = 3.4028235677973366e38
