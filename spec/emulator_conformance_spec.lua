@@ -135,6 +135,10 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
     assert.same({ { author = "0", content = "hi" } }, checks.generateMessage.messages)
     assert.equal(0, checks.generateMessage.filters)
     assert.equal(23, checks.countMessageTokens.tokenCount)  -- Google's recorded answer
+    assert.same({ candidates = 0, filters = { "OTHER" }, messages = 1, rawKeys = { "messages", "filters" },
+      rawFilters = { { reason = 2 } } }, checks.generateMessageBlocked)
+    assert.same({ 3, 400, { "BadRequest" } }, { errors.tooManyTexts.code, errors.tooManyTexts.httpStatusCode,
+      errors.tooManyTexts.statusDetails })
   end)
 
   it("createTunedModel returns the operation Google returned (no done key, metadata Any)", function()

@@ -219,6 +219,17 @@ async function main() {
       prompt: { messages: [{ content: 'How many tokens?' }, { content: 'For this whole conversation?' }] },
     });
     record('countMessageTokens', { tokenCount: t.tokenCount });
+    const [blocked] = await discuss.generateMessage({
+      model: 'models/chat-bison-001', prompt: { context: 'be nice [[block:other]]', messages: [{ content: 'hi' }] },
+    });
+    const rawBlocked = lastJson((x) => /:generateMessage/.test(x.url));
+    record('generateMessageBlocked', {
+      candidates: blocked.candidates.length, filters: blocked.filters.map((f) => f.reason),
+      messages: blocked.messages.length, rawKeys: Object.keys(rawBlocked), rawFilters: rawBlocked.filters,
+    });
+    const many = [];
+    for (let i = 0; i < 101; i++) many.push('text ' + i);
+    await expectError('tooManyTexts', () => text.batchEmbedText({ model: 'models/embedding-gecko-001', texts: many }));
   });
 
   // tuning: create (LRO), poll, get/list/patch, generate on the tuned model, permissions, transfer, delete
