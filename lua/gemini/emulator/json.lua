@@ -137,40 +137,48 @@ local function utf8_char(cp)
   end
 end
 
-local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+-- protobuf's ParseStringHelper: \b \f \n \r \t \v and \uXXXX; any other escaped character stands for itself
+local escapes = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", v = "\v" }
 
-local function decode_string(s, pos) -- pos at the opening quote
+local function decode_string(s, pos) -- pos at the opening quote: " or ' (the stream parser takes both)
   local parts, np = {}, 0
   local i = pos + 1
+  local quote = byte(s, pos)
+  local stop = quote == 39 and "['\\%c]" or '["\\%c]'
   while true do
-    local a = find(s, '["\\%c]', i)
+    local a = find(s, stop, i)
     if not a then failure(s, #s + 1, "Closing quote expected in string.") end
     if a > i then np = np + 1; parts[np] = sub(s, i, a - 1) end
     local c = byte(s, a)
-    if c == 34 then
+    if c == quote then
       return concat(parts), a + 1
     elseif c == 92 then
       local e = sub(s, a + 1, a + 1)
       if e == "u" then
+        -- as protobuf's ParseUnicodeEscape reports it
         local hex = sub(s, a + 2, a + 5)
+        if #hex < 4 then failure(s, a, "Illegal hex string.") end
         if not find(hex, "^%x%x%x%x$") then failure(s, a, "Invalid escape sequence.") end
         local cp = tonumber(hex, 16)
         local nexti = a + 6
         if cp >= 0xD800 and cp <= 0xDBFF then
-          local lo = find(s, "^\\u[dD][c-fC-F]%x%x", nexti) and tonumber(sub(s, nexti + 2, nexti + 5), 16)
-          if not lo then failure(s, a, "Invalid escape sequence.") end
+          if #s - nexti + 1 < 6 or not find(s, "^\\u", nexti) then failure(s, a, "Missing low surrogate.") end
+          local lohex = sub(s, nexti + 2, nexti + 5)
+          if not find(lohex, "^%x%x%x%x$") then failure(s, a, "Invalid escape sequence.") end
+          local lo = tonumber(lohex, 16)
+          if lo < 0xDC00 or lo > 0xDFFF then failure(s, a, "Invalid low surrogate.") end
           cp = 0x10000 + (cp - 0xD800) * 1024 + (lo - 0xDC00)
           nexti = nexti + 6
         elseif cp >= 0xDC00 and cp <= 0xDFFF then
-          failure(s, a, "Invalid escape sequence.")
+          failure(s, a, "Invalid unicode code point.")
         end
         np = np + 1; parts[np] = utf8_char(cp)
         i = nexti
-      elseif escapes[e] then
-        np = np + 1; parts[np] = escapes[e]
-        i = a + 2
+      elseif e == "" then
+        failure(s, a, "Closing quote expected in string.")
       else
-        failure(s, a, "Invalid escape sequence.")
+        np = np + 1; parts[np] = escapes[e] or e
+        i = a + 2
       end
     else
       -- a raw control character inside a string: protobuf's stream parser (and so Google's
@@ -213,12 +221,20 @@ local function decode_object(s, pos, depth)
   pos = skip(s, pos + 1)
   if byte(s, pos) == 125 then return o, pos + 1 end
   while true do
-    if byte(s, pos) ~= 34 then
+    local k
+    local kc = byte(s, pos)
+    if kc == 34 or kc == 39 then
+      k, pos = decode_string(s, pos)
+    elseif kc and find(s, "^[%a_$]", pos) then
+      -- a bare key, as the stream parser still takes it "for back compat" (but not true/false/null)
+      local _, ke = find(s, "^[%w_$]*", pos)
+      k = sub(s, pos, ke)
+      if k == "true" or k == "false" or k == "null" then failure(s, ke + 1, "Expected an object key or }.") end
+      pos = ke + 1
+    else
       if pos > #s then failure(s, pos, "Unexpected end of string. Expected an object key or }.") end
       failure(s, pos, "Expected an object key or }.")
     end
-    local k
-    k, pos = decode_string(s, pos)
     pos = skip(s, pos)
     if byte(s, pos) ~= 58 then failure(s, pos, "Expected : between key:value pair.") end
     pos = skip(s, pos + 1)
@@ -287,7 +303,7 @@ function decode_value(s, pos, depth)
     if depth >= 100 then failure(s, pos, "Message too deep. Max recursion depth reached.") end
     if c == 123 then return decode_object(s, pos, depth + 1) end
     return decode_array(s, pos, depth + 1)
-  elseif c == 34 then
+  elseif c == 34 or c == 39 then
     return decode_string(s, pos)
   elseif c == 45 or (c and c >= 48 and c <= 57) then
     return decode_number(s, pos)
@@ -296,6 +312,9 @@ function decode_value(s, pos, depth)
   elseif c == 110 and sub(s, pos, pos + 3) == "null" then return M.null, pos + 4
   elseif c == nil then
     failure(s, pos, "Unexpected end of string. Expected a value.")
+  elseif find(s, "^[]}:,%a_$]", pos) then
+    -- a token the stream parser knows (a bracket, a separator or a bare word) where a value belongs
+    failure(s, pos, "Unexpected token.")
   end
   failure(s, pos, "Expected a value.")
 end
