@@ -32,14 +32,26 @@ count_busted() {
 }
 
 lua_path="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;"
+# Build every interpreter first: specs start lua5.4 children (emulator, examples, tools), which must find
+# the 5.4 build whichever interpreter runs busted.
+built=""
 for lua in $luas; do
   echo "== build for $lua"
-  if ! $make --no-print-directory build LUA="$lua"; then
-    failed=$((failed + 1)); note "$lua: build failed"; continue
-  fi
+  if $make --no-print-directory build LUA="$lua"; then built="$built $lua"
+  else failed=$((failed + 1)); note "$lua: build failed"; fi
+done
+case " $built " in *" lua5.4 "*) ;; *) $make --no-print-directory build LUA=lua5.4 >/dev/null 2>&1 ;; esac
+
+for lua in $built; do
   echo "== busted on $lua"
-  LUA_PATH="$lua_path" LUA_CPATH="$root/build/$lua/?.so;;" \
-    busted --lua="$lua" ${BUSTED_ARGS:-} spec 2>&1 | tee "$log"
+  # Each interpreter reads its own variable first (LUA_CPATH_5_4, LUA_CPATH_5_3, then LUA_CPATH), so a
+  # child of another version still loads its own build. --cpath overrides .busted's 5.4 default.
+  # No ';' in busted's arguments: `busted --lua=x` re-executes itself through a shell without quoting.
+  case $lua in lua5.1|luajit) c51=$lua ;; *) c51=luajit ;; esac
+  LUA_PATH="$lua_path" LUA_PATH_5_3="$lua_path" LUA_PATH_5_4="$lua_path" \
+  LUA_CPATH="$root/build/$c51/?.so;;" LUA_CPATH_5_3="$root/build/lua5.3/?.so;;" \
+  LUA_CPATH_5_4="$root/build/lua5.4/?.so;;" \
+    busted --lua="$lua" --cpath="$root/build/$lua/?.so" ${BUSTED_ARGS:-} spec 2>&1 | tee "$log"
   count_busted "$lua"
 done
 
