@@ -46,9 +46,11 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
   local emu, run, checks, errors
   setup(function()
     if not readfile(CONF .. "/node_modules/@google-ai/generativelanguage/package.json") then
-      local ok = execute("npm ci --prefix " .. shquote(CONF) .. " --no-audit --no-fund >" ..
-        shquote(os.tmpname()) .. " 2>&1")
-      assert(ok, "npm ci --prefix spec/conformance failed (needs access to the npm registry)")
+      local log = os.tmpname()
+      local ok = execute("npm ci --prefix " .. shquote(CONF) .. " --no-audit --no-fund >" .. shquote(log) .. " 2>&1")
+      local out = readfile(log) or ""
+      os.remove(log)
+      assert(ok, "npm ci --prefix spec/conformance failed (it needs the npm registry):\n" .. out)
     end
     emu = helper.start{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
       "--tuning-step-ms", "5" }
