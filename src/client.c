@@ -37,6 +37,8 @@ static void client_close(gm_client *c) {
   c->npool = 0;
   if (c->multi != NULL) curl_multi_cleanup(c->multi);
   c->multi = NULL;
+  if (c->share != NULL) curl_share_cleanup(c->share);   /* after every easy handle is gone */
+  c->share = NULL;
   free(c->proxy);
   free(c->ca_file);
   free(c->ca_path);
@@ -100,11 +102,12 @@ static int opt_bool(lua_State *L, int idx, const char *name) {
 
 static lua_Number opt_count(lua_State *L, int idx, const char *name, lua_Number max) {
   lua_Number n;
-  if (lua_type(L, idx) != LUA_TNUMBER || !gm_isinteger(L, idx))
-    luaL_error(L, "bad argument #1 to 'client' (option '%s' must be an integer, got %s)", name,
-               lua_type(L, idx) == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, idx));
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #1 to 'client' (option '%s' must be an integer, got %s)", name, luaL_typename(L, idx));
   n = lua_tonumber(L, idx);
-  if (n < 0 || n > max) luaL_error(L, "bad argument #1 to 'client' (option '%s' is out of range)", name);
+  if (!(n >= 0) || n > max) luaL_error(L, "bad argument #1 to 'client' (option '%s' is out of range)", name);
+  if (n != (lua_Number)(unsigned long long)n)   /* 1e6 is fine, 1.5 is not */
+    luaL_error(L, "bad argument #1 to 'client' (option '%s' must be an integer, got a fraction)", name);
   return n;
 }
 
@@ -179,6 +182,9 @@ int gm_client_new(lua_State *L) {
   }
   c->multi = curl_multi_init();
   if (c->multi == NULL) return luaL_error(L, "gemini.core: curl_multi_init failed");
+  c->share = curl_share_init();
+  if (c->share == NULL) return luaL_error(L, "gemini.core: curl_share_init failed");
+  curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   if (c->http2) curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   else curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
   curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->max_connections);

@@ -52,6 +52,7 @@ typedef struct gm_sockev {
 
 typedef struct gm_client {
   CURLM *multi;
+  CURLSH *share;           /* TLS sessions shared by the client's easy handles (one thread: no locks) */
   int closed;
   lua_Integer next_id;
   /* options */

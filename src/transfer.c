@@ -47,7 +47,7 @@ static void buf_trim(gm_buf *b, size_t keep) {
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   gm_transfer *t = (gm_transfer *)ud;
   size_t len = size * n;
-  if (len > t->max_bytes || t->resp.len > t->max_bytes - len) {
+  if (t->max_bytes > 0 && (len > t->max_bytes || t->resp.len > t->max_bytes - len)) {
     t->too_large = 1;
     return 0;                                 /* aborts the transfer: CURLE_WRITE_ERROR */
   }
@@ -170,6 +170,7 @@ static const char empty[] = "";
 static const char *configure_static(gm_client *c, gm_transfer *t) {
   CURL *e = t->easy;
   CHECK(curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t));
+  CHECK(curl_easy_setopt(e, CURLOPT_SHARE, c->share));
   CHECK(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
   CHECK(curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf));
   CHECK(curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write));
@@ -195,7 +196,7 @@ static const char *configure_static(gm_client *c, gm_transfer *t) {
     CHECK(curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L));
     CHECK(curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->stall_s));
   }
-  CHECK(curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes));
+  CHECK(curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes));   /* 0: no limit */
   if (c->proxy != NULL) {
     CHECK(curl_easy_setopt(e, CURLOPT_PROXY, c->proxy));
     CHECK(curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
