@@ -83,7 +83,9 @@ describe("emulator tuning (in process, fake clock)", function()
     assert.equal(1, o.metadata.snapshots[4].epoch) -- floor(4 * 4 / 15)
     assert.equal(5, o.metadata.snapshots[5].step)
     assert.is_true(o.metadata.snapshots[5].meanLoss < o.metadata.snapshots[1].meanLoss)
-    assert.equal("2023-09-19T19:56:26.999303Z", o.metadata.snapshots[1].computeTime)
+    -- nanosecond digits, as Google printed computeTime and startTime (createTime etc. have 6)
+    assert.equal("2023-09-19T19:56:26.999303017Z", o.metadata.snapshots[1].computeTime)
+    assert.matches("^2023%-09%-19T19:56:25%.999303%d%d%dZ$", m.tuningTask.startTime)
     -- done
     clock.t = clock.t + 10
     local _, fin = call("GET", "/v1beta3/" .. op.name)

@@ -276,6 +276,18 @@ function M.timestamp(t)
   return s .. string.format(".%06dZ", micros)
 end
 
+--- The same at nanosecond precision: `extra_ns` (0..999) below the microsecond, 9 digits when they are
+-- not all zero, as Google printed a tuning task's startTime and its snapshots' computeTime
+-- ("2023-09-19T19:56:26.297862545Z") while createTime, updateTime and completeTime had 6.
+function M.timestamp_ns(t, extra_ns)
+  local s = M.timestamp(t)
+  if not extra_ns or extra_ns == 0 then return s end
+  local base, frac = s:match("^(.-)%.(%d+)Z$")
+  if not base then base, frac = s:sub(1, -2), "" end
+  frac = (frac .. "000000"):sub(1, 6)
+  return string.format("%s.%s%03dZ", base, frac, extra_ns)
+end
+
 local function is_default(f, x)
   if f.optional or f.oneof or f.type == "message" then return false end
   if x == "" or x == 0 or x == false then return true end

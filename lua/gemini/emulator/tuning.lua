@@ -67,11 +67,16 @@ function M.loss(rec, k)
   return base * (0.8 + 0.4 * r()) + 0.0001 * r()
 end
 
+-- Google printed startTime and computeTime with 9 fractional digits: deterministic nanoseconds below
+-- the microsecond.
+local function ns(rec, tag) return rand.hash(rec.name .. "@" .. tag) % 1000 end
+
 local function snapshots(rec, n)
   local out = {}
   for k = 1, n do
     out[k] = { step = k, epoch = floor(k * rec.hyper.batchSize / rec.n_examples),
-               meanLoss = M.loss(rec, k), computeTime = rec.start_time + k * rec.step_ms / 1000 }
+               meanLoss = M.loss(rec, k),
+               computeTime = proto.timestamp_ns(rec.start_time + k * rec.step_ms / 1000, ns(rec, k)) }
   end
   return out
 end
@@ -87,7 +92,7 @@ function M.model_fields(rec, now)
   local steps, state, finished = M.progress(rec, now)
   local update = rec.update_time
   if finished and finished > update then update = finished end
-  local task = { startTime = rec.start_time, hyperparameters = rec.hyper }
+  local task = { startTime = proto.timestamp_ns(rec.start_time, ns(rec, "start")), hyperparameters = rec.hyper }
   if steps > 0 then task.snapshots = snapshots(rec, steps) end
   if state == "ACTIVE" then task.completeTime = finished end
   local m = rec.model
