@@ -565,6 +565,28 @@ describe("gemini.core", function()
     end)
   end)
 
+  describe("proxies", function()
+    it("an unreachable proxy gives kind 'proxy'", function()
+      local socket = require "socket"
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local c = core.client{ proxy = "http://127.0.0.1:" .. port }
+      local r = fetch(c, { url = "http://example.invalid/" })
+      c:close()
+      assert.equal("proxy", r.kind, r.error)
+      assert.matches("proxy", r.error)
+    end)
+
+    it("a proxy refusing the CONNECT tunnel gives kind 'proxy' with its status", function()
+      local c = core.client{ proxy = srv.url }   -- the test server answers CONNECT with 404
+      local r = fetch(c, { url = "https://example.invalid/" })
+      c:close()
+      assert.equal("proxy", r.kind, r.error)
+      assert.matches("status 404", r.error)
+    end)
+  end)
+
   describe("event-loop mode", function()
     it("records socket and timer events for Lua and completes transfers through socket_action", function()
       local uv = require "luv"
