@@ -551,6 +551,14 @@ describe("gemini.core", function()
       c:close()
     end)
 
+    it("an unresolvable host gives kind 'resolve'", function()
+      local c = core.client{ connect_timeout = 5 }
+      local r = fetch(c, { url = "http://no-such-host.invalid/" })   -- RFC 6761: never resolves
+      c:close()
+      assert.equal("resolve", r.kind, r.error)
+      assert.equal(6, r.curl_code)
+    end)
+
     it("a refused connection gives kind 'connect'", function()
       local socket = require "socket"
       local s = assert(socket.bind("127.0.0.1", 0))
