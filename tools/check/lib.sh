@@ -3,7 +3,7 @@
 # (or "check: NAME skipped (why)"), which tools/check/counts.sh adds up.
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LUA=${LUA:-lua5.4}
+LUA=${CHECK_LUA:-lua5.4}   # not $LUA: `make test LUA=luajit` exports LUA, the check steps stay on 5.4
 CHECK_DIR=${CHECK_DIR:-$ROOT/build/check}
 mkdir -p "$CHECK_DIR"
 
@@ -38,7 +38,7 @@ busted_summary() {
 
 # build_core BUILD_DIR CC CFLAGS: the Makefile's own build rule into a separate directory.
 build_core() {
-  make -C "$ROOT" --no-print-directory build BUILD="$1" CC="$2" CFLAGS="$3" >"$CHECK_DIR/build-$(basename "$1").log" 2>&1 || {
+  make -C "$ROOT" --no-print-directory build LUA="$LUA" BUILD="$1" CC="$2" CFLAGS="$3" >"$CHECK_DIR/build-$(basename "$1").log" 2>&1 || {
     cat "$CHECK_DIR/build-$(basename "$1").log" >&2
     return 1
   }

@@ -5,7 +5,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 if [ "${CHECK_SKIP_BUILD:-0}" != 1 ]; then
-  if ! make --no-print-directory build >"$CHECK_DIR/build-stress.log" 2>&1; then
+  if ! make --no-print-directory build LUA="$LUA" >"$CHECK_DIR/build-stress.log" 2>&1; then
     cat "$CHECK_DIR/build-stress.log" >&2; result stress failed "build failed"; exit 1
   fi
 fi
