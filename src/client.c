@@ -173,8 +173,7 @@ int gm_client_new(lua_State *L) {
   if (c->user_agent == NULL) {
     char ua[128];
     size_t n;
-    curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    snprintf(ua, sizeof ua, "lua-gemini/%s libcurl/%s", GM_CORE_VERSION, v->version);
+    snprintf(ua, sizeof ua, "lua-gemini/%s libcurl/%s", GM_CORE_VERSION, gm_libcurl_version());
     n = strlen(ua);
     c->user_agent = (char *)malloc(n + 1);
     if (c->user_agent == NULL) return luaL_error(L, "gemini.core: out of memory");

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "gemini.h"
@@ -15,9 +16,21 @@ static CURLcode init_result = CURLE_FAILED_INIT;   /* written once, under pthrea
 static char curl_version_str[256];                 /* copied once, under pthread_once: curl_version() writes a
                                                       static buffer on every call (a data race between states) */
 
+static char curl_version_num[64];                  /* "7.88.1", for the default user agent; likewise
+                                                      curl_version_info() rewrites static data on each call */
+
 static void global_init(void) {
   init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (init_result == CURLE_OK) snprintf(curl_version_str, sizeof curl_version_str, "%s", curl_version());
+  if (init_result == CURLE_OK) {
+    curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    snprintf(curl_version_str, sizeof curl_version_str, "%s", curl_version());
+    snprintf(curl_version_num, sizeof curl_version_num, "%s", v != NULL && v->version ? v->version : "?");
+  }
+}
+
+const char *gm_libcurl_version(void) {
+  (void)pthread_once(&init_once, global_init);
+  return curl_version_num;
 }
 
 /***

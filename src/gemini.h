@@ -70,6 +70,9 @@ typedef struct gm_client {
   long timer_ms;           int timer_set;
 } gm_client;
 
+/* core.c */
+const char *gm_libcurl_version(void);   /* "7.88.1"; computed once (libcurl's own call is not thread-safe) */
+
 /* client.c */
 gm_client *gm_checkclient(lua_State *L, int idx);   /* raises on wrong type or closed client */
 int gm_client_new(lua_State *L);

@@ -3,7 +3,7 @@
  * requests at the same time against the URL given on argv[1]. gemini.core initialises libcurl
  * once (pthread_once) no matter how many states load it concurrently.
  *
- *   cc -std=c99 -o threads tests/threads.c src/*.c -I/usr/include/lua5.4 -llua5.4 -lcurl -lpthread
+ *   cc -std=c99 -o threads tests/threads.c src/[a-z]*.c -I/usr/include/lua5.4 -llua5.4 -lcurl -lpthread
  *   ./threads http://127.0.0.1:PORT/path     -> "thread N: 25 ok" per thread, exit status 0
  */
 #define _POSIX_C_SOURCE 200809L
