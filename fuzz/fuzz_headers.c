@@ -2,6 +2,7 @@
  * fuzz/fuzz_headers.c - libFuzzer target for the status-line and header parser (src/headers.c),
  * the only C in gemini.core that parses bytes from the network (libcurl parses the rest).
  *
+ *   make fuzz        (tools/check/fuzz.sh), or by hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc fuzz/fuzz_headers.c src/headers.c -o fuzz_headers
  *   ./fuzz_headers -max_total_time=60 fuzz/corpus/headers
  *
