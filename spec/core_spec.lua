@@ -559,6 +559,15 @@ describe("gemini.core", function()
       assert.equal(6, r.curl_code)
     end)
 
+    it("max_response_bytes = 0 means no limit; integral numbers are accepted", function()
+      local c = core.client{ max_response_bytes = 0 }
+      local r = fetch(c, { url = srv.url .. "/big/200000" })
+      c:close()
+      assert.equal(200, r.status)
+      assert.equal(200000, #r.body)
+      core.client{ max_response_bytes = 1e6, max_connections = 4.0 }:close()
+    end)
+
     it("a refused connection gives kind 'connect'", function()
       local socket = require "socket"
       local s = assert(socket.bind("127.0.0.1", 0))
