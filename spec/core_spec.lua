@@ -105,6 +105,7 @@ assert(server:listen(128, function()
     local lines = {}
     for line in (head .. "\r\n"):gmatch("(.-)\r\n") do lines[#lines + 1] = line end
     local method, target = lines[1]:match("^(%u+) (%S+) HTTP/1%.%d$")
+    if not method then error("bad request line: " .. lines[1]) end
     local headers = {}
     for i = 2, #lines do
       local k, v = lines[i]:match("^([^:]+):%s*(.-)%s*$")
@@ -122,7 +123,10 @@ assert(server:listen(128, function()
         active = active - 1
         busy = false
         if status then respond(client, status, hdrs, rbody, true) end
-        if not client:is_closing() then parse() end
+        if not client:is_closing() then
+          local ok, e = pcall(parse)
+          if not ok then io.stderr:write("test server: ", tostring(e), "\n"); client:close() end
+        end
       end)
   end
   client:read_start(function(err, chunk)
@@ -131,7 +135,13 @@ assert(server:listen(128, function()
       return
     end
     buf = buf .. chunk
-    parse()
+    -- an error here must not take the whole server down (luv exits on errors in callbacks)
+    local ok, e = pcall(parse)
+    if not ok then
+      io.stderr:write("test server: ", tostring(e), "\n")
+      send(client, "HTTP/1.1 500 Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      if not client:is_closing() then client:close() end
+    end
   end)
 end))
 io.stdout:write(server:getsockname().port, " ", blackhole:getsockname().port, "\n")
