@@ -200,6 +200,41 @@ describe("gemini.luv adapter", function()
     detach()
   end)
 
+  it("a request started just before a blocking call (both from a loop callback) still completes", function()
+    local detach = adapter.attach(client, uv)
+    local n = 0
+    for _ = 1, 3 do client:get_model("text-bison-001", function() n = n + 1 end) end
+    assert.is_true(run_bounded(10))            -- three pooled connections now
+    assert.equal(3, n)
+    -- the async one is slower than the blocking one, so it is still in flight when that returns
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { path = "/v1beta3/models/chat-bison-001" },
+      action = "delay", delayMs = 600 } } })
+    local res, blocking
+    local kick = uv.new_timer()
+    kick:start(10, 0, function()
+      kick:close()
+      client:get_model("chat-bison-001", function(r) res = r end)
+      blocking = assert(client:get_model("text-bison-001"))
+    end)
+    assert.is_true(run_bounded(5))
+    assert.equal("models/text-bison-001", blocking.name)
+    assert.equal("models/chat-bison-001", res.name)
+    detach()
+  end)
+
+  it("attaching while requests driven by poll() are in flight picks them up", function()
+    for round = 1, 2 do
+      local res
+      client:get_model("chat-bison-001", function(r) res = r end)
+      client:poll(0.1)                         -- on the wire through curl_multi_perform
+      local detach = adapter.attach(client, uv)
+      assert.is_true(run_bounded(5), "round " .. round)
+      assert.equal("models/chat-bison-001", res.name)
+      detach()
+      uv.run("nowait")
+    end
+  end)
+
   it("follows the client's own timers: retry back-off and op:wait polling", function()
     local c = gemini.new { api_key = "k", base_url = emu.url, retry = { initial = 0.05, max_attempts = 3 } }
     local detach = adapter.attach(c, uv)

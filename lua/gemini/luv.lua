@@ -15,6 +15,12 @@
 -- Errors raised by a user callback propagate out of the loop's callback with a traceback (standalone
 -- luv prints "Uncaught Error" and exits; Neovim reports it and goes on), unless `opts.on_error` is given.
 -- The client stays consistent either way: the remaining callbacks run at the next loop iteration.
+--
+-- Blocking calls (and `poll`/`run`) still work while attached: they drive libcurl with
+-- curl_multi_perform, which does not tell the socket interface about the sockets it uses. So after
+-- one, while transfers it may have touched are in flight, the adapter also drives libcurl every
+-- `M.FALLBACK` seconds (20 ms) until none is left; without mixing, no such wake-up ever happens.
+-- (A C core call wrapping curl_multi_socket_all would let it resync at once instead.)
 -- @module gemini.luv
 
 local M = {}
@@ -22,6 +28,9 @@ local M = {}
 local clock = require("gemini.client").clock
 
 local EVENTS = { ["in"] = "r", out = "w", inout = "rw" }
+
+--- Seconds between the adapter's own drives of transfers that libcurl did not announce (see above).
+M.FALLBACK = 0.02
 
 --- Drives `client` from the luv loop `uv`.
 -- @param client a gemini client (`gemini.new{...}`)
@@ -60,9 +69,13 @@ function M.attach(client, uv, opts)
   local curl_at             -- when libcurl wants socket_action(-1), in client clock seconds, or nil
   local rerun = false       -- callbacks left after an error: run them at the next iteration
   local busy = false        -- inside our own dispatch: wake-ups are handled at its end
+  -- Transfers may have been driven by curl_multi_perform (a blocking call or poll() while attached, or
+  -- before attaching): libcurl then does not announce their sockets to us, so until they are all done
+  -- the adapter also drives them itself every FALLBACK seconds (see the note in the module doc).
+  local mixed = false
   local scheduled = false
   local detached = false
-  local detach, on_timer, dispatch
+  local detach, on_timer, dispatch, step
 
   local function report(err)
     if on_error then on_error(err) else error(err, 0) end
@@ -103,6 +116,10 @@ function M.attach(client, uv, opts)
     -- callbacks left by an error, or collected outside our dispatch (a blocking call): run them soon
     -- (inside our dispatch, or while a schedule()d run is pending, they are taken care of already)
     if not scheduled and (rerun or (not busy and #client._ready > 0)) then at = now end
+    if mixed then
+      if client._active == 0 then mixed = false
+      elseif not at or at > now + M.FALLBACK then at = now + M.FALLBACK end
+    end
     if at then
       local ms = math.ceil((at - now) * 1000)
       if ms < 0 then ms = 0 end
@@ -138,6 +155,7 @@ function M.attach(client, uv, opts)
         curl_at = nil
         core:socket_action(-1)
       end
+      if mixed then core:perform(0) end
       client:_collect()
     end)
     sync()
@@ -174,10 +192,19 @@ function M.attach(client, uv, opts)
     end
     if not timer:is_closing() then timer:close() end
     if client._wake == wake then client._wake = nil end
+    if rawget(client, "_step") == step then client._step = nil end
     if client._luv_detach == detach then client._luv_detach = nil end
   end
 
   client._wake = wake
+  -- blocking calls, poll() and run() drive transfers through Client._step (curl_multi_perform)
+  local class_step = getmetatable(client).__index._step
+  function step(self, wait)
+    mixed = true
+    return class_step(self, wait)
+  end
+  client._step = step
+  if client._active > 0 then mixed = true end
   client._luv_detach = detach
   -- transfers already started (or timers set) before attaching
   busy = true
