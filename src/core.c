@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "gemini.h"
+#include "gemini_core.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static CURLcode init_result = CURLE_FAILED_INIT;   /* written once, under pthread_once */
@@ -73,8 +74,7 @@ static const luaL_Reg core_funcs[] = {
  * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`.
  * @function luaopen_gemini_core
  */
-int luaopen_gemini_core(lua_State *L);
-int luaopen_gemini_core(lua_State *L) {
+GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {
   if (pthread_once(&init_once, global_init) != 0 || init_result != CURLE_OK)
     return luaL_error(L, "gemini.core: curl_global_init failed");
   gm_client_register(L);

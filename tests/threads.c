@@ -14,7 +14,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-int luaopen_gemini_core(lua_State *L);
+#include "../src/gemini_core.h"
 
 #define REQUESTS 25
 
