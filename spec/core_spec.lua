@@ -883,3 +883,118 @@ describe("gemini.core against the emulator", function()
     c:close()
   end)
 end)
+
+describe("gemini.core over HTTPS (nginx, HTTP/2)", function()
+  local socket = require "socket"
+  local dir, pid, port
+
+  local function sh(cmd)
+    local ok = os.execute(cmd)
+    return ok == true or ok == 0
+  end
+
+  setup(function()
+    if not sh("command -v nginx >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1") then return end
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p '" .. dir .. "/tmp'"))
+    assert(sh("cd '" .. dir .. "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      .. " -keyout key.pem -out cert.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+      .. " >/dev/null 2>&1"))
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _
+    _, port = s:getsockname()
+    s:close()
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write((([[
+daemon off; master_process off; worker_processes 1;
+error_log DIR/error.log; pid DIR/nginx.pid;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
+  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
+  server {
+    listen 127.0.0.1:PORT ssl http2;
+    ssl_certificate DIR/cert.pem; ssl_certificate_key DIR/key.pem;
+    ssl_session_cache shared:SSL:1m; ssl_session_tickets on;
+    location / { return 200 "$connection $ssl_session_reused $server_protocol"; }
+  }
+}
+]]):gsub("DIR", dir):gsub("PORT", tostring(port))))
+    f:close()
+    local p = io.popen("nginx -p '" .. dir .. "' -c '" .. dir .. "/nginx.conf' >'" .. dir .. "/out.log' 2>&1 & echo $!")
+    pid = p:read("*l")
+    p:close()
+    for _ = 1, 100 do
+      local t = socket.tcp()
+      t:settimeout(0.1)
+      local ok = t:connect("127.0.0.1", port)
+      t:close()
+      if ok then return end
+      socket.sleep(0.05)
+    end
+    error("nginx did not start")
+  end)
+
+  teardown(function()
+    if pid then sh("kill " .. pid) end
+    if dir then sh("rm -rf '" .. dir .. "'") end
+  end)
+
+  local function need_nginx()
+    if not pid then pending("nginx or openssl not installed") end
+    return pid ~= nil
+  end
+
+  it("multiplexes concurrent requests over one HTTP/2 connection, trusting ca_file", function()
+    if not need_nginx() then return end
+    local c = core.client{ ca_file = dir .. "/cert.pem" }
+    local ids = {}
+    for i = 1, 20 do ids[i] = c:start{ url = "https://127.0.0.1:" .. port .. "/x?" .. i } end
+    local results = drain(c)
+    c:close()
+    local conns = {}
+    for i = 1, 20 do
+      local r = results[ids[i]]
+      assert.equal(200, r.status, r.error)
+      assert.equal(2, r.http_version)
+      local conn, _, proto = r.body:match("^(%d+) (%S+) (%S+)$")
+      assert.equal("HTTP/2.0", proto)
+      conns[conn] = true
+    end
+    local n = 0
+    for _ in pairs(conns) do n = n + 1 end
+    assert.equal(1, n)
+  end)
+
+  it("verifies certificates: an untrusted one gives kind 'tls'; insecure = true skips the check", function()
+    if not need_nginx() then return end
+    local c = core.client{}
+    local r = fetch(c, { url = "https://127.0.0.1:" .. port .. "/" })
+    c:close()
+    assert.equal("tls", r.kind, r.error)
+    c = core.client{ insecure = true, http2 = false }
+    r = fetch(c, { url = "https://127.0.0.1:" .. port .. "/" })
+    c:close()
+    assert.equal(200, r.status, r.error)
+    assert.equal(1.1, r.http_version)
+  end)
+
+  it("resumes TLS sessions on new connections, across the client's pooled handles", function()
+    if not need_nginx() then return end
+    local c = core.client{ ca_file = dir .. "/cert.pem", http2 = false }
+    local url = "https://127.0.0.1:" .. port .. "/"
+    local first = fetch(c, { url = url })
+    assert.matches("^%d+ %. ", first.body)   -- a full handshake
+    -- two at once on fresh connections: one pooled handle and one new one; both resume
+    local a = c:start{ url = url, fresh_connect = true }
+    local b = c:start{ url = url, fresh_connect = true }
+    local results = drain(c)
+    c:close()
+    for _, id in ipairs { a, b } do
+      assert.equal(200, results[id].status, results[id].error)
+      assert.matches("^%d+ r ", results[id].body)
+    end
+  end)
+end)
