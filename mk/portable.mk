@@ -1,5 +1,6 @@
 # Portability targets (issue 6): every interpreter, Neovim, and a C host embedding Lua 5.4.
-#   make test-all      busted on lua5.1, luajit, lua5.3, lua5.4, then the Neovim test, then the embed example;
+#   make test-all      busted on lua5.1, luajit, lua5.3, lua5.4, then the Neovim test, the embed example and
+#                      rock-check;
 #                      ends with one "N passed, N failed" line
 #   make build-all     gemini.core for every interpreter (build/<lua>/gemini/core.so)
 #   make test-nvim     the headless Neovim test alone (needs the luajit build)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# `make test-all`: the whole busted suite on every interpreter, then the headless Neovim test, then the
-# embed example. Ends with one line: "N passed, N failed" (exit status 0 only when nothing failed).
+# `make test-all`: the whole busted suite on every interpreter, then the headless Neovim test, the embed
+# example and `luarocks make` for 5.1 and 5.4. Ends with one line: "N passed, N failed" (exit status 0
+# only when nothing failed).
 # Usage: sh tools/portable/test-all.sh          (LUAS="lua5.1 luajit lua5.3 lua5.4" by default)
 # Each interpreter gets its own build (make build LUA=x -> build/x/gemini/core.so) and busted runs with
 # --lua=x and LUA_CPATH pointing at that build. The emulator child of the spec helper runs under lua5.4.
@@ -80,6 +81,14 @@ fi
 echo "== embed (C host, Lua 5.4, core linked statically)"
 if sh tools/portable/embed-test.sh; then passed=$((passed + 1)); note "embed: passed"
 else failed=$((failed + 1)); note "embed: failed"; fi
+
+echo "== luarocks make for 5.1 and 5.4 (no CURL_INCDIR)"
+if command -v luarocks >/dev/null 2>&1; then
+  if sh tools/portable/rock-check.sh; then passed=$((passed + 1)); note "rock: passed"
+  else failed=$((failed + 1)); note "rock: failed"; fi
+else
+  failed=$((failed + 1)); note "rock: luarocks not installed"
+fi
 
 echo "== summary$summary"
 echo "$passed passed, $failed failed"
