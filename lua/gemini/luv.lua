@@ -99,7 +99,11 @@ function M.attach(client, uv, opts)
           p = new_poll(fd)
           polls[fd] = p
         end
+        local this = p
         p:start(EVENTS[s.want] or "rw", function(err, events)
+          -- a poll error (e.g. the socket went bad): stop watching it, and let libcurl find out by
+          -- trying to read and write; it fails the transfer or announces the socket again
+          if err ~= nil and not this:is_closing() then this:stop() end
           local r = err ~= nil or (events ~= nil and events:find("r", 1, true) ~= nil)
           local w = err ~= nil or (events ~= nil and events:find("w", 1, true) ~= nil)
           dispatch(fd, r, w)
