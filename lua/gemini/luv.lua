@@ -162,6 +162,7 @@ function M.attach(client, uv, opts)
       if mixed then core:perform(0) end
       client:_collect()
     end)
+    if not ok then rerun = true end    -- whatever was collected still gets its callbacks, next iteration
     sync()
     busy = false
     if not ok then report(err) end
