@@ -35,7 +35,8 @@ local latency = tonumber(os.getenv("GEMINI_NVIM_LATENCY") or "200")
 local API_KEY = "nvim-key"
 local MODEL = "models/text-bison-001"
 
-package.path = (os.getenv("GEMINI_NVIM_EXTRA_PATH") or "") .. root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.path = (os.getenv("GEMINI_NVIM_EXTRA_PATH") or "") .. root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;"
+  .. package.path
 package.cpath = cpath .. ";" .. package.cpath
 if json_mode == "vim" then
   -- What a stock Neovim looks like: no lua-cjson on the path.
