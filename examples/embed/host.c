@@ -45,7 +45,7 @@ static void sleep_ms(long ms) {
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) msg = "(error object is not a string)";
-#if LUA_VERSION_NUM >= 502 || defined(LUAJIT_VERSION)
+#if LUA_VERSION_NUM >= 502 || defined(luaL_newlib) /* luaL_newlib: LuaJIT 2.1 has the 5.2 auxlib */
   luaL_traceback(L, L, msg, 1);
 #else
   lua_pushstring(L, msg); /* plain Lua 5.1 has no luaL_traceback */
