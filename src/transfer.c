@@ -11,7 +11,7 @@
 #include "gemini.h"
 
 #define GM_HEADER_LIMIT   ((size_t)1024 * 1024)   /* bytes of header names+values per response */
-#define GM_KEEP_BUF       ((size_t)1024 * 1024)   /* larger buffers are freed, not pooled */
+#define GM_KEEP_BUF       ((size_t)256 * 1024)    /* larger buffers are freed, not pooled (bounds idle RSS) */
 #define GM_KEEP_HDR       ((size_t)64 * 1024)
 #define GM_POOL_MAX       64
 
