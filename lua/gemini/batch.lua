@@ -175,9 +175,9 @@ function M.embed_text(client, model, texts, opts, callback)
     end)
   end
 
-  --- Has the batch ended (all chunks in, or one failed, or cancelled)?
+  -- Has the batch ended (all chunks in, or one failed, or cancelled)?
   function handle.done() return handle.finished end
-  --- Cancels the chunks not yet done; the callback gets nil, err (CANCELLED) from the next poll.
+  -- Cancels the chunks not yet done; the callback gets nil, err (CANCELLED) from the next poll.
   function handle.cancel()
     if handle.finished then return false end
     handle.finished = true
@@ -185,7 +185,7 @@ function M.embed_text(client, model, texts, opts, callback)
     for _, r in ipairs(reqs) do if not r:done() then r:cancel() end end
     return true
   end
-  --- Drives the client until every chunk has ended; returns the result, err (the callback still runs).
+  -- Drives the client until every chunk has ended; returns the result, err (the callback still runs).
   function handle.wait()
     local out = {}
     for i = 1, total do
