@@ -82,7 +82,7 @@ describe("gemini.luv adapter", function()
     -- overlap: 50 * 200 ms one at a time would take 10 s
     assert.is_true(elapsed < 6, "elapsed " .. elapsed)
     local _, stats = emu:control("GET", "/emulator/v1/stats")
-    assert.equal(16, stats.maxInFlight)
+    assert.is_true(stats.maxInFlight >= 8 and stats.maxInFlight <= 16, "maxInFlight " .. stats.maxInFlight)
     -- no busy polling: the process mostly slept while waiting on the emulator
     assert.is_true(cpu < elapsed * 0.5, "cpu " .. cpu .. " s of " .. elapsed .. " s")
     detach()
