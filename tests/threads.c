@@ -71,6 +71,7 @@ int main(int argc, char **argv) {
   pthread_t th[2];
   struct job jobs[2];
   int i, failed = 0;
+  setvbuf(stdout, NULL, _IONBF, 0);   /* nothing lost if the process dies later */
   if (argc < 2) {
     fprintf(stderr, "usage: %s URL\n", argv[0]);
     return 2;
