@@ -79,6 +79,55 @@ describe("gemini.errors", function()
     assert.equal("https://h/x?key=[REDACTED]&a=1", errors.redact("https://h/x?key=abc&a=1"))
     assert.equal("Authorization: Bearer [REDACTED]", errors.redact("Authorization: Bearer ya29.abc"))
   end)
+
+  describe("redact", function()
+    local KEY = "AIzaSyD-3x4mpl3_K3y-0123456789abcdefghi"   -- 39 characters, like a real key
+    assert(#KEY == 39)
+
+    it("replaces a short key only where it stands as a whole token", function()
+      assert.equal("bad chunk", errors.redact("bad chunk", { "k" }))
+      local e = errors.new({ status = "INVALID_ARGUMENT", message = "bad chunk" }, { "k" })
+      assert.equal("bad chunk", e.message)
+      assert.equal("keys kk k-1 k.v x=k", errors.redact("keys kk k-1 k.v x=k", { "k" }))
+      assert.equal("[REDACTED]", errors.redact("k", { "k" }))
+      assert.equal("key [REDACTED], not k1", errors.redact("key k, not k1", { "k" }))
+      assert.equal('{"key":"[REDACTED]"}', errors.redact('{"key":"k"}', { "k" }))
+      assert.equal("x-goog-api-key: [REDACTED]", errors.redact("x-goog-api-key: k", { "k" }))
+    end)
+
+    it("replaces a real-length key inside a URL", function()
+      assert.equal("https://h/v1beta3/models?alt=json&key=[REDACTED]&x=1",
+        errors.redact("https://h/v1beta3/models?alt=json&key=" .. KEY .. "&x=1", { KEY }))
+      assert.equal("GET /v1beta3/models/[REDACTED]:get",
+        errors.redact("GET /v1beta3/models/" .. KEY .. ":get", { KEY }))
+      assert.equal("https://[REDACTED]@h/x", errors.redact("https://user:" .. KEY .. "@h/x", { KEY }))
+    end)
+
+    it("replaces a real-length key inside JSON and headers", function()
+      local body = cjson.encode({ error = { message = "API key not valid: " .. KEY, details = { KEY } } })
+      local out = errors.redact(body, { KEY })
+      assert.is_nil(out:find(KEY, 1, true))
+      assert.same({ error = { message = "API key not valid: [REDACTED]", details = { "[REDACTED]" } } },
+        cjson.decode(out))
+      assert.equal("x-goog-api-key: [REDACTED]", errors.redact("x-goog-api-key: " .. KEY, { KEY }))
+      assert.equal("echo=[REDACTED]", errors.redact("echo=" .. KEY, { KEY }))
+    end)
+
+    it("replaces a key at the start and at the end of the string, and every occurrence", function()
+      assert.equal("[REDACTED] is your key", errors.redact(KEY .. " is your key", { KEY }))
+      assert.equal("your key is [REDACTED]", errors.redact("your key is " .. KEY, { KEY }))
+      assert.equal("[REDACTED]", errors.redact(KEY, { KEY }))
+      assert.equal("[REDACTED],[REDACTED]", errors.redact(KEY .. "," .. KEY, { KEY }))
+      assert.equal("a [REDACTED] b", errors.redact("a " .. KEY .. " b", function() return { KEY } end))
+    end)
+
+    it("leaves other values alone", function()
+      assert.is_nil(errors.redact(nil, { KEY }))
+      assert.equal(42, errors.redact(42, { KEY }))
+      assert.equal("nothing secret here", errors.redact("nothing secret here", { KEY, "k" }))
+      assert.equal("http://h/x?email=a@b.c", errors.redact("http://h/x?email=a@b.c"))
+    end)
+  end)
 end)
 
 describe("gemini.retry", function()

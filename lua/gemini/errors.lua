@@ -57,11 +57,39 @@ function M.is(v)
   return getmetatable(v) == Error
 end
 
-local function plain(s)
-  return (s:gsub("([%^%$%(%)%%%.%[%]%*%+%-%?])", "%%%1"))
+-- The characters a key or token is made of: a secret glued to one of these is part of a longer word.
+local KEYCHAR = "[A-Za-z0-9_.~+/=%-]"
+
+--- Secrets at least this long are redacted wherever they occur, even inside a longer token (`key=SECRET`,
+-- `/path/SECRET`): a credential that long never garbles ordinary text. Shorter ones only as whole tokens.
+M.ANYWHERE_LENGTH = 8
+
+local function redact_one(s, sec)
+  local anywhere = #sec >= M.ANYWHERE_LENGTH
+  local out, pos, last = {}, 1, 1
+  while true do
+    local i, j = s:find(sec, pos, true)
+    if not i then break end
+    if anywhere or ((i == 1 or not s:sub(i - 1, i - 1):find(KEYCHAR))
+        and (j == #s or not s:sub(j + 1, j + 1):find(KEYCHAR))) then
+      out[#out + 1] = s:sub(last, i - 1)
+      out[#out + 1] = "[REDACTED]"
+      last, pos = j + 1, j + 1
+    else
+      pos = i + 1
+    end
+  end
+  if last == 1 then return s end
+  out[#out + 1] = s:sub(last)
+  return table.concat(out)
 end
 
 --- Replaces every secret (and obvious credential patterns) in `s` by `[REDACTED]`.
+-- A secret is replaced where it stands as a whole token (not preceded or followed by a key character
+-- `[A-Za-z0-9_.~+/=-]`), so a one-letter key does not garble words; a secret of `M.ANYWHERE_LENGTH`
+-- characters or more is replaced wherever it occurs. Patterns redacted whatever the secrets:
+-- `?key=`/`&key=` and `access_token=` query values, `Bearer` tokens, `x-goog-api-key:` header values,
+-- and the userinfo of a URL (`https://user:pass@host`).
 -- @param s string
 -- @param secrets array of strings (keys, tokens), a function returning one, or nil
 -- @return string
@@ -69,14 +97,19 @@ function M.redact(s, secrets)
   if type(s) ~= "string" then return s end
   if type(secrets) == "function" then secrets = secrets() end   -- the client keeps them in a closure
   if secrets then
+    -- longest first: a secret that contains another is replaced whole
+    local list = {}
     for _, sec in ipairs(secrets) do
-      if type(sec) == "string" and #sec >= 1 then s = s:gsub(plain(sec), "[REDACTED]") end
+      if type(sec) == "string" and #sec >= 1 then list[#list + 1] = sec end
     end
+    table.sort(list, function(a, b) return #a > #b end)
+    for _, sec in ipairs(list) do s = redact_one(s, sec) end
   end
   s = s:gsub("([?&][Kk][Ee][Yy]=)[^&%s\"']+", "%1[REDACTED]")
   s = s:gsub("([?&]access_token=)[^&%s\"']+", "%1[REDACTED]")
   s = s:gsub("([Bb]earer )[%w%-%._~%+/=]+", "%1[REDACTED]")
   s = s:gsub("([Xx]%-[Gg]oog%-[Aa]pi%-[Kk]ey:%s*)[^%s\"']+", "%1[REDACTED]")
+  s = s:gsub("(%a[%w+.-]*://)[^@/?#%s\"'<>]+@", "%1[REDACTED]@")
   return s
 end
 
