@@ -16,3 +16,11 @@ check-asan check-valgrind check-stress check-threads:
 
 fuzz:
 	@sh tools/check/fuzz.sh $(FUZZ_SECONDS)
+
+# `make test` runs the check steps and a short fuzz run too (issue 5: "a make check target, run by make test");
+# tools/run-tests.sh counts each as one suite. `make test CHECK_IN_TEST=0` leaves them out.
+CHECK_IN_TEST ?= 1
+ifneq ($(CHECK_IN_TEST),0)
+test: export EXTRA_SUITES += $(foreach s,$(CHECK_STEPS),tools/check/$(s).sh) tools/check/fuzz.sh
+test: export FUZZ_SECONDS = 10
+endif
