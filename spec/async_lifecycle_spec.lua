@@ -174,8 +174,7 @@ describe("request life cycle", function()
     end)
 
     it("when several replies are ready at once, the callbacks after the failing one run at the next poll", function()
-      -- http2 = false: with the core's PIPEWAIT (see async_overlap_spec) only one would go at first
-      local client = new { http2 = false }
+      local client = new()
       local ran = {}
       for i = 1, 4 do
         client:get_model("text-bison-001", function() ran[#ran + 1] = i; if i == 1 then error("first fails") end end)

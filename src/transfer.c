@@ -185,7 +185,7 @@ static const char *configure_static(gm_client *c, gm_transfer *t) {
 #endif
   if (c->http2) {
     CHECK(curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS));
-    CHECK(curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L));
+    /* CURLOPT_PIPEWAIT is set per exchange in configure(): https only */
   } else {
     CHECK(curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1));
   }
@@ -251,6 +251,10 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
   CHECK(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms));
   /* a new connection: libcurl resends a request by itself only on a reused connection that died */
   CHECK(curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L));
+  /* Wait for a pending connection that may multiplex (HTTP/2) instead of opening another: only where
+     HTTP/2 can be negotiated (https, ALPN). Over http:// it is HTTP/1.1 anyway, and PIPEWAIT would make
+     a request wait for the earlier, unanswered connections to the host. */
+  CHECK(curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->http2 && starts_with_ci(url, strlen(url), "https://") ? 1L : 0L));
 
   /* headers: "Expect:" first (no 100-continue round trip), then the caller's */
   if (!slist_matches(L, t, hidx, nheaders, add_ctype)) {
