@@ -139,21 +139,97 @@ describe("batch embedding", function()
     end)
   end)
 
+  -- 70 texts of 160 KB each (whitespace is free for the emulator's tokenizer): 11 MB in all, over the
+  -- API's 10 MiB request limit, so they must go as several requests.
+  local function big_texts()
+    local pad = string.rep(" ", 160 * 1024)
+    local t = {}
+    for i = 1, 70 do t[i] = "big" .. i .. pad .. "end" end
+    return t
+  end
+
+  describe("one splitting rule", function()
+    it("client:batch_embed_text splits by request size too, in both forms, like gemini.batch", function()
+      local texts = big_texts()
+      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local p1 = {}
+      local res = assert(client:batch_embed_text(MODEL, { texts = texts },
+        { on_progress = function(d, t) p1[#p1 + 1] = d .. "/" .. t end }))
+      assert.equal(70, #res.embeddings)
+      local j = journal()
+      assert.is_true(#j >= 2)
+      local count = 0
+      for _, r in ipairs(j) do
+        assert.equal(200, r.status)
+        assert.is_true(#r.body <= 10 * 1024 * 1024, "body of " .. #r.body .. " bytes")
+        count = count + #cjson.decode(r.body).texts
+      end
+      assert.equal(70, count)
+      assert.equal(#j .. "/" .. #j, p1[#p1])
+      for _, i in ipairs({ 1, 35, 70 }) do
+        assert.same(assert(refclient:embed_text(MODEL, { text = texts[i] })).embedding, res.embeddings[i])
+      end
+      -- the same cut as the module's, and the same result in callback form
+      assert.equal(#j, #batch.chunks(texts, batch.MAX_TEXTS, batch.MAX_BYTES))
+      local got
+      client:batch_embed_text(MODEL, texts, function(r, e) assert.is_nil(e); got = r end)
+      client:run()
+      assert.same(res, got)
+      client:close()
+    end)
+
+    it("max_texts and max_bytes: call options of batch_embed_text only, checked before any request", function()
+      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local res = assert(client:batch_embed_text(MODEL, texts_of(7), { max_texts = 3 }))
+      assert.equal(7, #res.embeddings)
+      assert.equal(3, #journal())
+      assert.same({ 3, 3, 1 }, (function()
+        local n = {}
+        for i, r in ipairs(journal()) do n[i] = #cjson.decode(r.body).texts end
+        table.sort(n, function(a, b) return a > b end)
+        return n
+      end)())
+      assert.has_error(function() client:get_model(MODEL, { max_texts = 3 }) end)
+      assert.has_error(function() client:batch_embed_text(MODEL, texts_of(3), { max_texts = 0 }) end)
+      assert.has_error(function() client:batch_embed_text(MODEL, texts_of(3), { max_bytes = "x" }) end)
+      assert.equal(3, #journal())
+      client:close()
+    end)
+
+    it("a single request still reports on_progress(1, 1), in both forms", function()
+      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local p = {}
+      assert(client:batch_embed_text(MODEL, texts_of(3),
+        { on_progress = function(d, t) p[#p + 1] = d .. "/" .. t end }))
+      local order = {}
+      client:batch_embed_text(MODEL, texts_of(3),
+        { on_progress = function(d, t) order[#order + 1] = d .. "/" .. t end },
+        function() order[#order + 1] = "done" end)
+      client:run()
+      assert.same({ "1/1" }, p)
+      assert.same({ "1/1", "done" }, order)
+      client:close()
+    end)
+
+    it("an error raised by on_progress propagates; the client stays consistent", function()
+      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false, max_in_flight = 1 }
+      local ok, e = pcall(client.batch_embed_text, client, MODEL, texts_of(250),
+        { on_progress = function(d) if d == 1 then error("progress fails") end end })
+      assert.is_false(ok)
+      assert.matches("progress fails", e, 1, true)
+      client:run()                               -- the other chunks finish (or were already done)
+      assert.equal("models/embedding-gecko-001", client:get_model(MODEL).name)
+      client:close()
+    end)
+  end)
+
   describe("gemini.batch.embed_text", function()
-    -- 70 texts of 160 KB each (whitespace is free for the emulator's tokenizer): 11 MB in all, over the
-    -- API's 10 MiB request limit, so they must go as several requests.
-    local function big_texts()
-      local pad = string.rep(" ", 160 * 1024)
-      local t = {}
-      for i = 1, 70 do t[i] = "big" .. i .. pad .. "end" end
-      return t
-    end
 
     it("splits by request size: every request under the limit, embeddings in input order", function()
       local texts = big_texts()
       local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
       -- as one request it would be refused by the server
-      local _, too_big = client:batch_embed_text(MODEL, { texts = texts })
+      local _, too_big = client:batch_embed_text(MODEL, { texts = texts }, { max_bytes = 64 * 1024 * 1024 })
       assert.equal(413, too_big.code)
       emu:control("POST", "/emulator/v1/reset")
       local progress = {}

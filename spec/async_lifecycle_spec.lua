@@ -219,13 +219,78 @@ describe("request life cycle", function()
       assert.matches("closed", tostring(client), 1, true)
       collectgarbage()
       collectgarbage()
-      -- the emulator saw the requests go; nothing of them reaches the closed client
-      assert.equal(0, calls)
+      -- each callback was called once, from close (see below); nothing more afterwards
+      C.sleep(0.3)
+      assert.equal(5, calls)
     end)
 
-    -- Issue 4 (as briefed): the callbacks of requests still in flight get an error when the client
-    -- closes. client.lua's close() drops them instead (documented there): reported to its owner.
-    pending("gives the callbacks of requests in flight nil, err (CANCELLED)")
+    it("gives every pending request's callback nil, err (CANCELLED) exactly once; none runs after", function()
+      local client = new { max_in_flight = 2, retry = { initial = 5, max_attempts = 3 } }
+      emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "countTextTokens" },
+        action = "error", status = 503, errorStatus = "UNAVAILABLE", times = 0 } } })
+      local calls, results, errs, reqs = {}, {}, {}, {}
+      local function cb(i)
+        return function(r, e) calls[i] = (calls[i] or 0) + 1; results[i], errs[i] = r, e end
+      end
+      -- 1: waiting out a retry back-off (5 s) once its 503 is in
+      reqs[1] = client:count_text_tokens("text-bison-001", { prompt = { text = "retry me" } }, cb(1))
+      while #journal(emu) < 1 do client:poll(0.05) end
+      client:poll(0.1)
+      -- 2, 3: in flight (max_in_flight = 2); 4, 5: queued; 6: a split batch_embed_text (3 parts) queued
+      for i = 2, 5 do reqs[i] = client:get_model("text-bison-001", cb(i)) end
+      local texts = {}
+      for i = 1, 250 do texts[i] = "close text " .. i end
+      reqs[6] = client:batch_embed_text("embedding-gecko-001", texts, cb(6))
+      client:poll(0.02)
+      for i = 1, 6 do assert.is_false(reqs[i]:done()) end
+      assert.equal(0, #calls)
+      client:close()
+      for i = 1, 6 do
+        assert.equal(1, calls[i], "callback " .. i)
+        assert.is_nil(results[i])
+        assert.equal("CANCELLED", errs[i].status)
+        assert.matches("client was closed", errs[i].message, 1, true)
+        assert.is_true(reqs[i]:done())
+        local r, e = reqs[i]:wait()             -- the same nil, err
+        assert.is_nil(r)
+        assert.equal(errs[i], e)
+        assert.is_false(reqs[i]:cancel())
+      end
+      assert.equal("/v1beta3/models/text-bison-001", errs[2].path)
+      client:close()
+      C.sleep(0.4)                               -- replies would be in by now: nothing reaches a callback
+      collectgarbage()
+      for i = 1, 6 do assert.equal(1, calls[i]) end
+    end)
+
+    it("runs the callbacks already due with their results, and every callback even when one raises", function()
+      local client = new()
+      local order = {}
+      local done_req = client:get_model("text-bison-001", function(r) order[#order + 1] = "done " .. r.name end)
+      assert(done_req:wait())                    -- finished; its callback is due at the next poll
+      client:get_model("chat-bison-001", function(_, e) order[#order + 1] = "a " .. e.status; error("boom") end)
+      client:get_model("chat-bison-001", function(_, e) order[#order + 1] = "b " .. e.status end)
+      local ok, e = pcall(client.close, client)
+      assert.is_false(ok)
+      assert.matches("boom", e, 1, true)
+      assert.matches("stack traceback", e, 1, true)
+      assert.same({ "done models/text-bison-001", "a CANCELLED", "b CANCELLED" }, order)
+      client:close()                             -- closed for good; harmless
+      assert.has_error(function() client:poll(0) end, "gemini: client is closed")
+      assert.equal(3, #order)
+    end)
+
+    it("a callback run by close that uses the client gets 'client is closed'", function()
+      local client = new()
+      local inner
+      client:get_model("text-bison-001", function(_, e)
+        inner = { e.status, pcall(client.get_model, client, "text-bison-001") }
+      end)
+      client:close()
+      assert.equal("CANCELLED", inner[1])
+      assert.is_false(inner[2])
+      assert.matches("client is closed", inner[3], 1, true)
+    end)
   end)
 
   describe("operations waited on asynchronously", function()

@@ -82,11 +82,12 @@ describe("client callbacks", function()
   it("poll(0) never blocks and close with requests in flight is safe", function()
     local slow = emulator.start { "--api-key", "k1=alice@example.com", "--latency", "300" }
     local c = gemini.new { api_key = "k1", base_url = slow.url, retry = false }
-    local fired = false
-    c:get_model("text-bison-001", function() fired = true end)
+    local fired, ferr = 0, nil
+    c:get_model("text-bison-001", function(_, e) fired = fired + 1; ferr = e end)
     for _ = 1, 5 do assert.equal(1, c:poll(0)) end
     c:close()
-    assert.is_false(fired)
+    assert.equal(1, fired)                     -- called once, from close, with CANCELLED
+    assert.equal("CANCELLED", ferr.status)
     assert.has_error(function() c:poll(0) end)
     slow:stop()
   end)

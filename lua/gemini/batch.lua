@@ -1,5 +1,4 @@
---- Embedding at scale: `batch_embed_text` split by count AND by request size, on the client's public
--- callback API.
+--- Embedding at scale, as a function: `gemini.batch.embed_text(client, model, texts, opts, callback)`.
 --
 --    local batch = require("gemini.batch")
 --    local res, err = batch.embed_text(client, "embedding-gecko-001", texts,
@@ -7,43 +6,36 @@
 --    -- callback form: returns a handle (done, cancel, wait) at once
 --    batch.embed_text(client, "embedding-gecko-001", texts, nil, function(res, err) ... end)
 --
--- The texts are cut into chunks of at most `max_texts` texts (100: the API's limit) whose JSON body
--- stays under `max_bytes` (the API's 10 MiB request limit, less a margin). The chunks are sent
--- concurrently as ordinary `batch_embed_text` calls, so they queue within the client's `max_in_flight`,
--- and each one is retried alone by the client's retry policy. The embeddings come back in input order:
--- `{ embeddings = { {value = {...}}, ... } }`, exactly what one `batch_embed_text` call returns. The first
--- chunk that fails (after its retries) fails the batch: the other chunks are cancelled.
--- `client:batch_embed_text` itself splits by count only; this module also splits by size.
+-- A thin face of `client:batch_embed_text`, which does the work: the texts are cut into chunks of at
+-- most `max_texts` texts (100: the API's limit) whose JSON body stays under `max_bytes` (the API's
+-- 10 MiB request limit, less a margin), sent concurrently within the client's `max_in_flight`, each
+-- retried alone by the client's retry policy, and merged in input order:
+-- `{ embeddings = { {value = {...}}, ... } }`. The first chunk that fails (after its retries) fails
+-- the batch and the other chunks are dropped. This module adds: texts given as a plain array, its
+-- argument checks, and an empty array answered `{ embeddings = {} }` without a request.
 -- @module gemini.batch
 
-local jsonmod = require("gemini.json")
+local client_mod = require("gemini.client")
 
 local M = {}
 
---- The request size limit of the API (bytes) and the margin kept under it for the rest of the body.
-M.MAX_BYTES = 10 * 1024 * 1024 - 64 * 1024
+--- The request size limit of the API (bytes), less the margin kept for the rest of the body.
+M.MAX_BYTES = client_mod.MAX_BYTES
 M.MAX_TEXTS = 100
 
 local CALL_OPTIONS = { timeout = "number", retry = "table", deadline = "number" }
 
---- Cuts `texts` into chunks: arrays of { first = i, texts = {...} }.
+--- Cuts `texts` into chunks, as `client:batch_embed_text` does: arrays of { first = i, texts = {...} }.
 -- @param texts array of strings
 -- @param max_texts at most this many texts per chunk
 -- @param max_bytes at most about this many bytes of JSON per chunk (a text larger than that goes alone)
 -- @return array of chunks
 function M.chunks(texts, max_texts, max_bytes)
   local out = {}
-  local cur, size = nil, 0
-  local base = #'{"texts":[]}'
-  for i, t in ipairs(texts) do
-    local n = #jsonmod.quote(t) + 1
-    if not cur or #cur.texts >= max_texts or (#cur.texts > 0 and size + n > max_bytes) then
-      cur = { first = i, texts = {} }
-      out[#out + 1] = cur
-      size = base
-    end
-    cur.texts[#cur.texts + 1] = t
-    size = size + n
+  for i, r in ipairs(client_mod.split_ranges(texts, max_texts, max_bytes)) do
+    local t = {}
+    for j = r.first, r.last do t[#t + 1] = texts[j] end
+    out[i] = { first = r.first, texts = t }
   end
   return out
 end
@@ -102,32 +94,15 @@ end
 --   with a callback: a handle with `done()`, `cancel()` and `wait()`
 function M.embed_text(client, model, texts, opts, callback)
   model, texts, opts = check_args(client, model, texts, opts, callback)
-  local chunks = M.chunks(texts, opts.max_texts or M.MAX_TEXTS, opts.max_bytes or M.MAX_BYTES)
   local callopts = {}
   for k in pairs(CALL_OPTIONS) do callopts[k] = opts[k] end
-  local on_progress = opts.on_progress
-  local total = #chunks
-  local results = {}
-  local reqs = {}
-  local handle = { finished = false }
-  local ndone = 0
+  callopts.on_progress, callopts.max_texts, callopts.max_bytes = opts.on_progress, opts.max_texts, opts.max_bytes
 
-  local function merged()
-    local out = {}
-    for i = 1, total do
-      for _, e in ipairs(results[i].embeddings or {}) do out[#out + 1] = e end
-    end
-    return { embeddings = out }
-  end
-  local function cancel_rest()
-    for _, r in ipairs(reqs) do if not r:done() then r:cancel() end end
-  end
-
-  if total == 0 then
+  if #texts == 0 then
     local empty = { embeddings = {} }
     if not callback then return empty end
     -- nothing to send: still answer through the client's driving, like any callback
-    handle.finished, handle.result = true, empty
+    local handle = { finished = true, result = empty }
     client:_after(0, function() callback(empty) end)
     function handle.done() return true end
     function handle.cancel() return false end
@@ -135,70 +110,15 @@ function M.embed_text(client, model, texts, opts, callback)
     return handle
   end
 
-  if not callback then
-    -- blocking: start every chunk (the client queues them), then wait for each in order
-    for i, ch in ipairs(chunks) do
-      reqs[i] = client:batch_embed_text(model, { texts = ch.texts }, callopts, function() end)
-    end
-    for i = 1, total do
-      local res, err = reqs[i]:wait()
-      if not res then
-        cancel_rest()
-        return nil, err
-      end
-      results[i] = res
-      ndone = ndone + 1
-      if on_progress then on_progress(ndone, total) end
-    end
-    return merged()
-  end
-
-  local ended = false        -- the user's callback has been called (or is being called)
-  local function finish(res, err)
-    if ended then return end
-    ended = true
-    handle.finished, handle.result, handle.err = true, res, err
-    callback(res, err)
-  end
-  for i, ch in ipairs(chunks) do
-    reqs[i] = client:batch_embed_text(model, { texts = ch.texts }, callopts, function(res, err)
-      if ended then return end
-      if not res then
-        cancel_rest()
-        finish(nil, err)
-        return
-      end
-      results[i] = res
-      ndone = ndone + 1
-      if on_progress then on_progress(ndone, total) end
-      if ndone == total then finish(merged()) end
-    end)
-  end
-
+  if not callback then return client:batch_embed_text(model, { texts = texts }, callopts) end
+  local req = client:batch_embed_text(model, { texts = texts }, callopts, callback)
+  local handle = { request = req }
   -- Has the batch ended (all chunks in, or one failed, or cancelled)?
-  function handle.done() return handle.finished end
+  function handle.done() return req:done() end
   -- Cancels the chunks not yet done; the callback gets nil, err (CANCELLED) from the next poll.
-  function handle.cancel()
-    if handle.finished then return false end
-    handle.finished = true
-    -- the first cancelled chunk's callback ends the batch with its CANCELLED error
-    for _, r in ipairs(reqs) do if not r:done() then r:cancel() end end
-    return true
-  end
-  -- Drives the client until every chunk has ended; returns the result, err (the callback still runs).
-  function handle.wait()
-    local out = {}
-    for i = 1, total do
-      local res, err = reqs[i]:wait()
-      if not res then
-        cancel_rest()
-        return nil, err
-      end
-      out[i] = res
-    end
-    results = out
-    return merged()
-  end
+  function handle.cancel() return req:cancel() end
+  -- Drives the client until the batch has ended; returns the result, err (the callback still runs).
+  function handle.wait() return req:wait() end
   return handle
 end
 

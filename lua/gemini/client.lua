@@ -84,7 +84,39 @@ local OPTION_NAMES = {}
 for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
 table.sort(OPTION_NAMES)
 
-local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number", on_progress = "function" }
+local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number", on_progress = "function",
+                       max_texts = "number", max_bytes = "number" }
+-- call options that only mean something to a method that splits (batch_embed_text)
+local SPLIT_OPTIONS = { max_texts = true, max_bytes = true }
+
+--- The API's request size limit (10 MiB), less a margin: a split request keeps each body under it.
+M.MAX_BYTES = 10 * 1024 * 1024 - 64 * 1024
+
+--- Cuts a list into consecutive ranges of at most `max_items` items whose JSON encoding (each item as a
+-- JSON string plus a comma, on top of `base_bytes` for the rest of the body) stays within `max_bytes`.
+-- An item larger than `max_bytes` on its own goes alone. The one splitting rule of the library: used by
+-- every split method (batch_embed_text) and by `gemini.batch`.
+-- @param list array (strings; another value counts as its `tostring` in quotes)
+-- @param max_items at most this many items per range
+-- @param max_bytes at most about this many bytes of JSON per range
+-- @param base_bytes bytes of the body without the list's items (default: `{"texts":[]}`)
+-- @return array of `{ first = i, last = j }` (empty for an empty list)
+function M.split_ranges(list, max_items, max_bytes, base_bytes)
+  base_bytes = base_bytes or #'{"texts":[]}'
+  local out = {}
+  local cur, size
+  for i, v in ipairs(list) do
+    local n = (type(v) == "string" and #jsonmod.quote(v) or #tostring(v) + 2) + 1
+    if not cur or cur.last - cur.first + 1 >= max_items or size + n > max_bytes then
+      cur = { first = i, last = i - 1 }
+      out[#out + 1] = cur
+      size = base_bytes
+    end
+    cur.last = i
+    size = size + n
+  end
+  return out
+end
 
 local function check_type(v, spec)
   for t in spec:gmatch("[^|]+") do
@@ -204,12 +236,17 @@ function M.new(opts)
     stall_timeout = self.limits.stall_timeout, max_response_bytes = self.limits.max_response_bytes,
     proxy = opts.proxy, ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure,
     user_agent = opts.user_agent or default_user_agent(), http2 = opts.http2,
-    max_connections = opts.max_connections,
+    -- at least one connection per request in flight (HTTP/1.1 has one exchange per connection);
+    -- 0 (no cap) stays 0
+    max_connections = opts.max_connections == 0 and 0
+      or math.max(opts.max_connections or 16, math.min(math.ceil(self.max_in_flight), 65536)),
   }
   self._reqs = {}       -- transfer id -> request record
   self._timers = {}     -- request records waiting to be (re)started: { at =, req = }
   self._queue = {}      -- records waiting for a free slot (max_in_flight)
-  self._ready = {}      -- finished records whose callbacks are due
+  self._ready = {}      -- finished records whose callbacks are due (and on_progress calls: `_progress`)
+  self._open = {}       -- requests given to `_execute` and not finished yet (set; `_seq` orders them)
+  self._seq = 0
   self._active = 0
   return self
 end
@@ -223,13 +260,46 @@ function Client:__tostring()
     self._closed and ", closed" or "")
 end
 
---- Closes the client: aborts requests in flight (their callbacks are not called). Idempotent.
+local finish, run_callbacks
+
+--- Closes the client: aborts the transfers in flight and drops the queued requests and retry timers.
+-- Idempotent. Every request not yet finished (in flight, queued, waiting to retry, or a split
+-- request's remaining parts) ends with `nil, err` where `err.status == "CANCELLED"` and `err.message`
+-- says the client was closed: a callback-form request gets its callback called exactly once with that,
+-- from within `close`, after the callbacks that were already due (with their own results); its
+-- `req:wait()` returns the same `nil, err`. No callback of this client runs after `close` returns, and
+-- any later use of the client raises `gemini: client is closed`. An error raised by one of these
+-- callbacks does not stop the others: the first one is raised from `close` (with a traceback) once
+-- all have run. (An `op:wait` with a callback that is between two polls has no request pending: it is
+-- dropped without a call.)
 function Client:close()
   if self._closed then return end
   self._closed = true
   self._core:close()
   if self._wake then self._wake() end
-  self._reqs, self._timers, self._queue, self._ready = {}, {}, {}, {}
+  local open = {}
+  for req in pairs(self._open) do open[#open + 1] = req end
+  table.sort(open, function(a, b) return a._seq < b._seq end)
+  local due = self._ready
+  self._reqs, self._timers, self._queue, self._ready, self._open = {}, {}, {}, {}, {}
+  self._active = 0
+  for _, req in ipairs(open) do
+    if req.parts then
+      for _, sub in ipairs(req.parts) do sub.on_finish = nil end
+    end
+    finish(self, req, nil, errors.new({ status = "CANCELLED", kind = "cancelled",
+      message = "request cancelled: the client was closed", method = req.method, path = req.path,
+      rpc = req.rpc }, self._secrets))
+  end
+  for _, r in ipairs(self._ready) do due[#due + 1] = r end
+  self._ready = due
+  -- run them all, each once; the first error raised by one is raised after the others have run
+  local first
+  while #self._ready > 0 do
+    local ok, e = pcall(run_callbacks, self)
+    if not ok and not first then first = e end
+  end
+  if first then error(first, 0) end
 end
 
 local function check_open(self, level)
@@ -369,11 +439,18 @@ local function prepare(self, row, fname, argv, n, shift, level)
     for k, v in pairs(callopts) do
       local spec = CALL_OPTIONS[k]
       if not spec then
-        argerr(nargs + 1 + shift, fname, "unknown call option '" .. tostring(k) .. "' (timeout, retry, deadline)",
-          level)
+        argerr(nargs + 1 + shift, fname, "unknown call option '" .. tostring(k) ..
+          "' (timeout, retry, deadline, on_progress" .. (row.split and ", max_texts, max_bytes" or "") .. ")", level)
       end
       if not check_type(v, spec) then
         argerr(nargs + 1 + shift, fname, format("call option '%s' must be %s", k, spec:gsub("|", " or ")), level)
+      end
+      if SPLIT_OPTIONS[k] then
+        if not row.split then
+          argerr(nargs + 1 + shift, fname, format("call option '%s' applies only to a method that splits its " ..
+            "request (batch_embed_text)", k), level)
+        end
+        if v < 1 then argerr(nargs + 1 + shift, fname, format("call option '%s' must be positive", k), level) end
       end
     end
   end
@@ -389,17 +466,27 @@ local function prepare(self, row, fname, argv, n, shift, level)
   end
   local split = row.split
   local chunks
-  if body and split and type(body[split.field]) == "table" and #body[split.field] > split.max then
-    -- a list longer than the server accepts goes as several requests (see `_execute`)
+  if body and split and type(body[split.field]) == "table" then
+    -- a list longer than the server accepts, or a body over the request size limit, goes as several
+    -- requests (see `_launch_parts`); the cut is `M.split_ranges`
     local list = body[split.field]
-    chunks = {}
-    for first = 1, #list, split.max do
-      local part = {}
-      for k, v in pairs(body) do part[k] = v end
-      local slice = {}
-      for i = first, math.min(first + split.max - 1, #list) do slice[#slice + 1] = list[i] end
-      part[split.field] = slice
-      chunks[#chunks + 1] = encode(part)
+    local part = {}
+    for k, v in pairs(body) do part[k] = v end
+    part[split.field] = {}
+    local base = #encode(part)
+    local max_items = callopts and callopts.max_texts or split.max
+    local max_bytes = callopts and callopts.max_bytes or M.MAX_BYTES
+    local ranges = M.split_ranges(list, max_items, max_bytes, base)
+    if #ranges <= 1 then
+      payload = encode(body)
+    else
+      chunks = {}
+      for _, r in ipairs(ranges) do
+        local slice = {}
+        for i = r.first, r.last do slice[#slice + 1] = list[i] end
+        part[split.field] = slice
+        chunks[#chunks + 1] = encode(part)
+      end
     end
   elseif body then
     payload = encode(body)
@@ -547,8 +634,24 @@ local function outcome(self, req, c)
   return self.json:decode_message(row.output, decoded)
 end
 
-local function finish(self, req, result, err)
+-- on_progress(done, total) of a split request: user code, so never run inside `_collect`. With a
+-- callback it runs from the callback phase (before the final callback); blocking, from `_await`.
+local function progress(self, req, done, total)
+  local fn = req.opts and req.opts.on_progress
+  if not fn then return end
+  if req.callback then
+    self._ready[#self._ready + 1] = { _progress = fn, done = done, total = total }
+  else
+    local due = req._progress_due or {}
+    due[#due + 1] = { done, total }
+    req._progress_due = due
+  end
+end
+
+function finish(self, req, result, err)
+  if req.finished then return end       -- once only: a record's callback is called exactly once
   req.finished = true
+  if self._open then self._open[req] = nil end
   req.result, req.err = result, err
   if err and req.attempts > 1 then err.attempts = req.attempts end
   if req.on_finish then req.on_finish(result, err) end   -- internal chaining only, never user code
@@ -684,17 +787,21 @@ function Client:_step(wait)
   return self:_collect()
 end
 
-local run_callbacks
 --- Runs the callbacks that are due (event-loop adapters call it after `_collect`).
 function Client:_run_callbacks() run_callbacks(self) end
 
 function run_callbacks(self)
   while #self._ready > 0 do
     local req = table.remove(self._ready, 1)
-    local cb = req.callback
-    if cb and not req.cancelled then
-      local ok, e = xpcall(function() cb(req.result, req.err) end, debug.traceback)
+    if req._progress then
+      local ok, e = xpcall(function() req._progress(req.done, req.total) end, debug.traceback)
       if not ok then error(e, 0) end
+    else
+      local cb = req.callback
+      if cb and not req.cancelled then
+        local ok, e = xpcall(function() cb(req.result, req.err) end, debug.traceback)
+        if not ok then error(e, 0) end
+      end
     end
   end
 end
@@ -741,21 +848,38 @@ function Client:_idle(seconds)
 end
 
 --- Drives the client until `req` is finished; returns its result, err.
+local function flush_progress(req)
+  local due = req._progress_due
+  if not due then return end
+  req._progress_due = nil
+  for _, p in ipairs(due) do req.opts.on_progress(p[1], p[2]) end
+end
+
 function Client:_await(req)
   while not req.finished do
     if self._closed then error("gemini: client is closed", 3) end
     local left = self:_step(1)
+    flush_progress(req)
     if left == 0 and not req.finished then error("gemini: internal error: request lost", 3) end
   end
+  flush_progress(req)
   return req.result, req.err
 end
 
 --- Sends a prepared record and returns the record (callback form) or the result (blocking form).
 function Client:_execute(req)
   req.first_started_at = clock()
+  -- every request not yet finished, in order: `close` ends them
+  self._seq = self._seq + 1
+  req._seq = self._seq
+  self._open[req] = true
   if req.parts then
     self:_launch_parts(req)
   else
+    if req.row.split and req.opts.on_progress then
+      -- a split method that needed one request still reports its progress: 1/1
+      req.on_finish = function(res) if res then progress(self, req, 1, 1) end end
+    end
     launch(self, req)
   end
   if req.callback then return req end
@@ -773,13 +897,18 @@ function Client:_launch_parts(req)
     sub.on_finish = function(res, err)
       if req.finished then return end
       if not res then
-        for _, other in ipairs(parts) do if not other.finished then other:cancel() end end
+        -- the batch ends first (with this error), then the other parts are dropped silently:
+        -- cancelling them must not end it again
         finish(self, req, nil, err)
+        for _, other in ipairs(parts) do
+          other.on_finish = nil
+          if not other.finished then other:cancel() end
+        end
         return
       end
       results[i] = res
       left = left - 1
-      if on_progress then on_progress(#parts - left, #parts) end
+      if on_progress then progress(self, req, #parts - left, #parts) end
       if left == 0 then
         local merged = {}
         for _, r in ipairs(results) do
