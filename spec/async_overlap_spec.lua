@@ -109,6 +109,25 @@ describe("non-blocking overlap", function()
     client:close()
   end)
 
+  it("max_in_flight = 32 (above the default max_connections, 16) means 32 connections on HTTP/1.1", function()
+    local client = gemini.new { api_key = "k", base_url = emu.url, retry = false, max_in_flight = 32 }
+    local n = 0
+    for i = 1, 32 do
+      client:count_text_tokens("text-bison-001", prompt(i), function(res, err)
+        assert.is_nil(err)
+        assert.is_table(res)
+        n = n + 1
+      end)
+    end
+    local t0 = C.clock()
+    client:run()
+    local took = C.clock() - t0
+    assert.equal(32, n)
+    assert.equal(32, stats().maxInFlight)
+    assert.is_true(took < 0.39, "32 requests at 200 ms latency took " .. took .. " s (one round expected)")
+    client:close()
+  end)
+
   it("poll(timeout) waits at most about timeout and returns the number still in flight", function()
     local client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
     local res
