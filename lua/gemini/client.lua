@@ -1044,11 +1044,14 @@ end
 -- @param body `{ text = }`, or a string
 -- @return `{ embedding = { value = {...} } }`, or nil plus an error
 
---- `POST models/*:batchEmbedText`; over 100 texts it sends concurrent chunks merged in order.
+--- `POST models/*:batchEmbedText`; over 100 texts, or over the 10 MiB request limit, it sends concurrent
+-- chunks (`M.split_ranges`) within max_in_flight, each retried alone, merged in input order.
 -- @function Client:batch_embed_text
 -- @param model name
 -- @param body `{ texts = {...} }`, or a list of strings
--- @return `{ embeddings = {...} }`, or nil plus an error
+-- @param opts optional call options, plus `on_progress(done_chunks, total_chunks)`, `max_texts` (100)
+--   and `max_bytes` (`M.MAX_BYTES`)
+-- @return `{ embeddings = {...} }`, or nil plus an error (the first chunk that failed for good)
 
 --- One page of tuned models: `GET /v1beta3/tunedModels`.
 -- @function Client:list_tuned_models
