@@ -39,6 +39,7 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    ["gemini.batch"] = "lua/gemini/batch.lua",
     ["gemini.chat"] = "lua/gemini/chat.lua",
     ["gemini.cli"] = "lua/gemini/cli.lua",
     ["gemini.client"] = "lua/gemini/client.lua",
