@@ -31,7 +31,7 @@ build: $(CORE)
 
 $(CORE): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA_INC) $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
+	$(CC) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -shared $(LUA_INC) $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
 
 rockspec:
 	$(LUA) tools/gen_rockspec.lua > lua-gemini-scm-1.rockspec
