@@ -177,7 +177,25 @@ end
 
 if mode == "embed" then
   local client = new_client()
-  local opts = a.compact and { compact = true } or nil
+  local opts
+  if a.compact then
+    -- the client's opt-in for compact vectors: the first of these call options that yields userdata
+    local candidates = { { compact = true }, { vectors = true }, { embeddings = "compact" }, { decode = "vectors" } }
+    local tried = {}
+    for _, o in ipairs(candidates) do
+      local k, v = next(o)
+      tried[#tried + 1] = k .. " = " .. tostring(v)
+      local ok, res = pcall(client.batch_embed_text, client, EMBED_MODEL, { texts = texts }, o)
+      if ok and type(res) == "table" and type(res.embeddings) == "table" and res.embeddings[1]
+        and type(res.embeddings[1].value) == "userdata" then
+        opts = o
+        break
+      end
+    end
+    if not opts then
+      common.fail("no compact-vector option in batch_embed_text (tried " .. table.concat(tried, ", ") .. ")")
+    end
+  end
   local function one()
     local res, err
     if opts then
