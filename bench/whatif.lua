@@ -1,8 +1,8 @@
 -- bench/whatif.lua: what the per-request hot spots of findings.md are worth, measured by patching them out
 -- at run time (nothing in lua/ is changed). CPU time per blocking generate_text (os.clock), best and median
 -- of 10 interleaved rounds, for:
---   as is  |  names.check memoized  |  + the schema encode/decode replaced by plain cjson (the floor of
---   the JSON work)  |  gemini.core + cjson.decode from a bare loop (no Lua layer at all)
+--   as is  |  names.check memoized  |  + no reply shape check  |  + the schema encode/decode replaced by
+--   plain cjson (the floor of the JSON work)  |  gemini.core + cjson.decode from a bare loop (no Lua layer)
 --   lua5.4 bench/whatif.lua --url http://127.0.0.1:PORT [--n 2000]
 -- It relies on internals (client.json, gemini.names.check) and says so when they are not there.
 local common = require("bench.common")
@@ -56,17 +56,24 @@ local J = cl.json
 if type(J) ~= "table" or not J.decode_message or not J.encode_message then
   common.fail("client.json has no encode_message/decode_message: internals changed")
 end
-local dm, em = J.decode_message, J.encode_message
+local dm, em, se = J.decode_message, J.encode_message, J.shape_error
+local function no_shape()
+  if se then J.shape_error = function() return nil end end
+end
 local function plain()
   J.decode_message = function(_, _, t) return t end
   J.encode_message = function(_, _, v) return cj.encode(v) end
 end
-local function restore() names.check = orig_check; J.decode_message = dm; J.encode_message = em end
+local function restore()
+  names.check = orig_check; J.decode_message = dm; J.encode_message = em; J.shape_error = se
+end
 
 local rows = { { "as is", function() restore() end },
                { "names.check memoized", function() restore(); names.check = memo_check end },
+               { "+ no reply shape check (shape_error)",
+                 function() restore(); names.check = memo_check; no_shape() end },
                { "+ plain cjson instead of the schema codec",
-                 function() restore(); names.check = memo_check; plain() end } }
+                 function() restore(); names.check = memo_check; no_shape(); plain() end } }
 local res = {}
 for i = 1, #rows + 1 do res[i] = {} end
 for _ = 1, 10 do
