@@ -71,7 +71,7 @@ static const luaL_Reg core_funcs[] = {
 
 /***
  * Load the module: `core.VERSION`, `core.curl_version`, `core.client`, `core.now`, `core.sleep`, `core.handle`,
- * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`.
+ * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`, `core.vector`, `core.decode_embeddings`.
  * @function luaopen_gemini_core
  */
 GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {
@@ -80,6 +80,7 @@ GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {
   gm_client_register(L);
   gm_newlib(L, core_funcs);
   gm_handle_register(L);
+  gm_vector_register(L);
   lua_pushliteral(L, GM_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version_str);

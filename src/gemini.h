@@ -99,4 +99,7 @@ int gm_l_take_events(lua_State *L);
 /* handle.c */
 void gm_handle_register(lua_State *L);   /* adds handle/handle_methods/handle_kind/handle_fields to the table on top */
 
+/* vector.c */
+void gm_vector_register(lua_State *L);   /* the gemini.vector metatable; adds vector/decode_embeddings to the table on top */
+
 #endif
