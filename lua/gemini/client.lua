@@ -78,14 +78,16 @@ local OPTIONS = {
   proxy = "string", ca_file = "string", ca_path = "string", insecure = "boolean", user_agent = "string",
   headers = "table", json = "table", retry = "table|false", deadline = "number", max_in_flight = "number",
   http2 = "boolean", max_connections = "number", on_request = "function", on_response = "function",
-  on_retry = "function",
+  on_retry = "function", compact_embeddings = "boolean",
 }
 local OPTION_NAMES = {}
 for k in pairs(OPTIONS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
 table.sort(OPTION_NAMES)
 
 local CALL_OPTIONS = { timeout = "number", retry = "table|false", deadline = "number", on_progress = "function",
-                       max_texts = "number", max_bytes = "number" }
+                       max_texts = "number", max_bytes = "number", compact_embeddings = "boolean" }
+-- the methods whose replies `compact_embeddings` decodes in C (gemini.core.decode_embeddings)
+local COMPACT_METHODS = { embed_text = true, batch_embed_text = true }
 -- call options that only mean something to a method that splits (batch_embed_text)
 local SPLIT_OPTIONS = { max_texts = true, max_bytes = true }
 
@@ -230,6 +232,7 @@ function M.new(opts)
   end
   self.on_request, self.on_response, self.on_retry = opts.on_request, opts.on_response, opts.on_retry
   self.max_in_flight = opts.max_in_flight or 16
+  self.compact_embeddings = opts.compact_embeddings or false
 
   self._core = core.client {
     connect_timeout = self.limits.connect_timeout, timeout = self.limits.timeout,
@@ -445,6 +448,10 @@ local function prepare(self, row, fname, argv, n, shift, level)
       if not check_type(v, spec) then
         argerr(nargs + 1 + shift, fname, format("call option '%s' must be %s", k, spec:gsub("|", " or ")), level)
       end
+      if k == "compact_embeddings" and not COMPACT_METHODS[row.id] then
+        argerr(nargs + 1 + shift, fname, "call option 'compact_embeddings' applies only to embed_text and " ..
+          "batch_embed_text", level)
+      end
       if SPLIT_OPTIONS[k] then
         if not row.split then
           argerr(nargs + 1 + shift, fname, format("call option '%s' applies only to a method that splits its " ..
@@ -593,6 +600,16 @@ local function outcome(self, req, c)
     return nil, errors.from_transport(c, info, self._secrets)
   end
   local status = c.status or 0
+  -- compact_embeddings: the core decodes an embedding reply straight into gemini.vector values; a body
+  -- it does not recognise (or an error reply) takes the general path below
+  if status >= 200 and status < 300 and COMPACT_METHODS[req.row.id] and c.body and core.decode_embeddings then
+    local compact = req.opts.compact_embeddings
+    if compact == nil then compact = self.compact_embeddings end
+    if compact then
+      local fast = core.decode_embeddings(c.body)
+      if fast then return fast end
+    end
+  end
   local decoded, derr
   if c.body and c.body ~= "" then decoded, derr = self.json:decode(c.body) end
   if status < 200 or status >= 300 then
