@@ -149,7 +149,8 @@ end
 
 --- Creates a client. See the README for the options; every option is optional.
 -- @param opts table of options (`api_key`, `base_url`, `access_token`, `user_project`, `timeout`,
---   `connect_timeout`, `proxy`, `ca_file`, `user_agent`, `headers`, `json`, `retry`, `deadline`, ...)
+--   `connect_timeout`, `proxy`, `ca_file`, `user_agent`, `headers`, `json`, `retry`, `deadline`, ...;
+--   `compact_embeddings = true`: embed_text and batch_embed_text results carry `gemini.vector` values)
 -- @return client
 function M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
@@ -1059,6 +1060,9 @@ end
 -- @function Client:embed_text
 -- @param model name
 -- @param body `{ text = }`, or a string
+-- @param opts optional call options, plus `compact_embeddings` (overrides the client option of that name:
+--   `value` is then a `gemini.vector`, float32 values in one userdata with `#v`, `v[i]`, `v:dot(w)`,
+--   `v:cosine(w)`, `v:norm()` and `v:totable()`, decoded in C; see docs/guide.md)
 -- @return `{ embedding = { value = {...} } }`, or nil plus an error
 
 --- `POST models/*:batchEmbedText`; over 100 texts, or over the 10 MiB request limit, it sends concurrent
@@ -1067,7 +1071,8 @@ end
 -- @param model name
 -- @param body `{ texts = {...} }`, or a list of strings
 -- @param opts optional call options, plus `on_progress(done_chunks, total_chunks)`, `max_texts` (100)
---   and `max_bytes` (`M.MAX_BYTES`)
+--   and `max_bytes` (`M.MAX_BYTES`), and `compact_embeddings` (each `value` a `gemini.vector`, as for
+--   `embed_text`)
 -- @return `{ embeddings = {...} }`, or nil plus an error (the first chunk that failed for good)
 
 --- One page of tuned models: `GET /v1beta3/tunedModels`.
