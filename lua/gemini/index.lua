@@ -9,9 +9,11 @@
 --    local again = assert(gemini.index.load(client, "index.json"))
 --
 -- Texts are embedded through `client:batch_embed_text` (at most 100 texts per call) and the query
--- through `client:embed_text`. Scores are cosine similarities in [-1, 1]. Vectors are kept as Lua
--- tables of numbers; similarity goes through one local function (`cosine`), the seam where a C
--- implementation can be dropped in.
+-- through `client:embed_text`. Scores are cosine similarities in [-1, 1]. When the C core is there
+-- (`M.compact`), vectors are kept as compact `gemini.vector` userdata (float32, about 3 KiB for 768
+-- values instead of 12-16 KiB as a table), the replies are decoded straight into them
+-- (`compact_embeddings`) and similarity is a dot product in C; otherwise, or with `compact = false`,
+-- they are Lua tables of numbers. Similarity goes through one local function (`cosine`, also `M.cosine`).
 --
 -- @module gemini.index
 
@@ -25,23 +27,51 @@ M.DEFAULT_MODEL = "models/embedding-gecko-001"
 local cjson = require("cjson").new()
 cjson.encode_number_precision(9)  -- float32 precision is all an embedding has
 
--- Cosine similarity of two vectors. The seam for a C implementation: it takes the two vectors and
--- their precomputed norms.
+local core_ok, core = pcall(require, "gemini.core")
+local vector = core_ok and type(core) == "table" and core.vector or nil
+
+--- Whether indexes keep compact `gemini.vector` values by default (the C core is loadable).
+M.compact = vector ~= nil
+
+-- Cosine similarity of two vectors (tables of numbers or gemini.vector values), given their
+-- precomputed norms. Two vectors of one length: the dot product in C.
 local function cosine(a, na, b, nb)
   if na == 0 or nb == 0 then return 0 end
+  if type(a) == "userdata" and type(b) == "userdata" and #a == #b then return a:dot(b) / (na * nb) end
   local dot = 0
   for i = 1, #a do dot = dot + a[i] * (b[i] or 0) end
   return dot / (na * nb)
 end
 
 local function norm(v)
+  if type(v) == "userdata" then return v:norm() end
   local s = 0
   for i = 1, #v do s = s + v[i] * v[i] end
   return math.sqrt(s)
 end
 
+-- The index's representation of a vector: a gemini.vector when the index is compact (a table that
+-- does not fit one, e.g. a value beyond float32, stays a table), else a table.
+local function to_index(idx, v)
+  if idx.compact then
+    if type(v) == "table" then
+      local ok, cv = pcall(vector, v)
+      if ok then return cv end
+    end
+    return v
+  end
+  if type(v) == "userdata" then return v:totable() end
+  return v
+end
+
 local Index = {}
 Index.__index = Index
+
+-- call options of the embedding calls: a compact index has the replies decoded into gemini.vector values
+local function call_opts(idx)
+  if idx.compact then return { compact_embeddings = true } end
+  return nil
+end
 
 local function check_client(client, fname)
   if type(client) ~= "table" and type(client) ~= "userdata" then
@@ -51,7 +81,8 @@ end
 
 --- A new, empty index.
 -- @param client a client from `gemini.new`
--- @tparam[opt] table opts `model` (default "models/embedding-gecko-001"), `batch` (texts per call, ≤ 100)
+-- @tparam[opt] table opts `model` (default "models/embedding-gecko-001"), `batch` (texts per call, ≤ 100),
+--   `compact` (default `M.compact`: keep gemini.vector values and decode replies in C; false: tables)
 -- @treturn table the index
 function M.new(client, opts)
   check_client(client, "new")
@@ -60,16 +91,19 @@ function M.new(client, opts)
   if type(batch) ~= "number" or batch < 1 or batch > M.BATCH then
     error("bad option 'batch' (a number from 1 to " .. M.BATCH .. " expected)", 2)
   end
+  local compact = opts.compact
+  if compact == nil then compact = M.compact end
+  if compact and not vector then error("bad option 'compact' (the C core gemini.core is not available)", 2) end
   return setmetatable({
     client = client, model = opts.model or M.DEFAULT_MODEL, batch = batch,
-    items = {}, next_id = 1,
+    items = {}, next_id = 1, compact = compact and true or false,
   }, Index)
 end
 
 local function embedding_values(e)
   if type(e) ~= "table" then return nil end
   local v = e.value or e.values
-  if type(v) ~= "table" then return nil end
+  if type(v) ~= "table" and type(v) ~= "userdata" then return nil end
   return v
 end
 
@@ -98,7 +132,7 @@ function Index:add(texts)
   for first = 1, #entries, self.batch do
     local chunk = {}
     for i = first, math.min(first + self.batch - 1, #entries) do chunk[#chunk + 1] = entries[i].text end
-    local res, err = self.client:batch_embed_text(self.model, { texts = chunk })
+    local res, err = self.client:batch_embed_text(self.model, { texts = chunk }, call_opts(self))
     if not res then return nil, err end
     local embs = type(res) == "table" and res.embeddings or nil
     if type(embs) ~= "table" or #embs ~= #chunk then
@@ -108,7 +142,7 @@ function Index:add(texts)
     for j, e in ipairs(embs) do
       local v = embedding_values(e)
       if not v then return nil, "batchEmbedText returned an embedding without values" end
-      vectors[first + j - 1] = v
+      vectors[first + j - 1] = to_index(self, v)
     end
   end
   local ids = {}
@@ -158,7 +192,7 @@ function Index:search(query, k)
     error("bad argument #2 to 'search' (non-negative number expected)", 2)
   end
   if #self.items == 0 or k == 0 then return {} end
-  local res, err = self.client:embed_text(self.model, { text = query })
+  local res, err = self.client:embed_text(self.model, { text = query }, call_opts(self))
   if not res then return nil, err end
   local q = embedding_values(type(res) == "table" and res.embedding)
   if not q then return nil, "embedText returned no embedding" end
@@ -166,11 +200,12 @@ function Index:search(query, k)
 end
 
 --- Like `search`, with a query vector you already have.
--- @tparam {number,...} q
+-- @tparam {number,...}|userdata q a table of numbers or a gemini.vector
 -- @tparam[opt=10] integer k
 -- @treturn {table,...} hits
 function Index:search_vector(q, k)
   k = k or 10
+  q = to_index(self, q)
   local qn = norm(q)
   local scored = {}
   for i, it in ipairs(self.items) do
@@ -196,7 +231,8 @@ end
 function Index:save(path)
   local items = {}
   for i, it in ipairs(self.items) do
-    items[i] = { id = it.id, text = it.text, vector = it.vector }
+    local v = it.vector
+    items[i] = { id = it.id, text = it.text, vector = type(v) == "userdata" and v:totable() or v }
   end
   local doc = cjson.encode({ format = "lua-gemini-index", version = 1, model = self.model,
     next_id = self.next_id, items = items })
@@ -242,7 +278,8 @@ function M.load(client, path, opts)
     end
     local id = it.id
     if type(id) == "number" and id == math.floor(id) then id = math.floor(id) end
-    idx.items[i] = { id = id, text = it.text, vector = it.vector, norm = norm(it.vector) }
+    local v = to_index(idx, it.vector)
+    idx.items[i] = { id = id, text = it.text, vector = v, norm = norm(v) }
   end
   idx.next_id = math.floor(tonumber(doc.next_id) or (#idx.items + 1))
   return idx
