@@ -41,7 +41,7 @@ timeout -k 10 "${ASAN_TIMEOUT:-1800}" env LD_PRELOAD="$rt:$shim" \
     LUA_CPATH="$abs_build/?.so;;" \
     ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:detect_odr_violation=0" \
     LSAN_OPTIONS="suppressions=$ROOT/tools/check/lsan.supp:print_suppressions=0" \
-    ASAN_SYMBOLIZER_PATH="$(command -v llvm-symbolizer || true)" \
+    ASAN_SYMBOLIZER_PATH="$(symbolizer)" \
     UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1" \
     "$LUA" "$bs" --ignore-lua --cpath="$abs_build/?.so" -o plainTerminal ${BUSTED_ARGS:-} ${CHECK_SPECS:-spec} >"$log" 2>&1
 rc=$?

@@ -42,7 +42,7 @@ for f in $targets; do
   [ -f "fuzz/$short.dict" ] && dict="-dict=fuzz/$short.dict"
   say "== fuzz $name for ${secs}s (seeds: ${seeds:-none}; log $exe.log)"
   # shellcheck disable=SC2086
-  if timeout -k 10 $((secs + 120)) "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+  if ASAN_SYMBOLIZER_PATH="$(symbolizer)" timeout -k 10 $((secs + 120)) "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
       -print_final_stats=1 -artifact_prefix="$ROOT/fuzz/" $dict "$work" $seeds >"$exe.log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$exe.log" | tail -n 1)
     cov=$(grep -a -o 'cov: [0-9]*' "$exe.log" | tail -n 1)

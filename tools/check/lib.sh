@@ -45,3 +45,12 @@ build_core() {
 }
 
 have_core_sources() { ls "$ROOT"/src/*.c >/dev/null 2>&1; }
+
+# llvm-symbolizer for readable sanitizer stacks (Debian: package llvm-14 or llvm); empty when none.
+symbolizer() {
+  for s in llvm-symbolizer llvm-symbolizer-14 /usr/lib/llvm-14/bin/llvm-symbolizer; do
+    p=$(command -v "$s" 2>/dev/null || true)
+    if [ -n "$p" ]; then printf '%s\n' "$p"; return 0; fi
+  done
+  echo "check: no llvm-symbolizer (install llvm-14): sanitizer stacks will show addresses only" >&2
+}
