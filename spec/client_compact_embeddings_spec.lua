@@ -1,0 +1,106 @@
+-- compact_embeddings: embed_text / batch_embed_text results with gemini.vector values, against the emulator,
+-- equal to the table path within float32 tolerance.
+local gemini = require("gemini")
+local helper = require("spec.helpers.emulator")
+
+local MODEL = "embedding-gecko-001"
+
+local function near(a, b)
+  return math.abs(a - b) <= 2 ^ -23 * math.max(1, math.abs(a), math.abs(b))
+end
+
+local function same_values(tbl, vec)
+  assert.are.equal("userdata", type(vec))
+  assert.are.equal("table", type(tbl))
+  assert.are.equal(#tbl, #vec)
+  for i = 1, #tbl do
+    if not near(tbl[i], vec[i]) then error(("value %d: %.17g vs %.17g"):format(i, tbl[i], vec[i]), 2) end
+  end
+end
+
+describe("compact_embeddings", function()
+  local emu, plain, compact
+
+  setup(function()
+    emu = helper.start{}
+    plain = gemini.new{ base_url = emu.url, api_key = "k" }
+    compact = gemini.new{ base_url = emu.url, api_key = "k", compact_embeddings = true }
+  end)
+
+  teardown(function()
+    if plain then plain:close() end
+    if compact then compact:close() end
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:control("POST", "/emulator/v1/reset")
+  end)
+
+  it("embed_text: the client option gives a gemini.vector equal to the table", function()
+    local t = assert(plain:embed_text(MODEL, "the cat"))
+    local v = assert(compact:embed_text(MODEL, "the cat"))
+    assert.are.equal("gemini.vector(768)", tostring(v.embedding.value))
+    same_values(t.embedding.value, v.embedding.value)
+    assert.is_true(near(1, v.embedding.value:cosine(v.embedding.value)))
+  end)
+
+  it("the call option overrides the client option either way", function()
+    local v = assert(plain:embed_text(MODEL, "the cat", { compact_embeddings = true }))
+    assert.are.equal("userdata", type(v.embedding.value))
+    local t = assert(compact:embed_text(MODEL, "the cat", { compact_embeddings = false }))
+    assert.are.equal("table", type(t.embedding.value))
+    local b = assert(plain:batch_embed_text(MODEL, { "a", "b" }, { compact_embeddings = true }))
+    assert.are.equal("userdata", type(b.embeddings[2].value))
+  end)
+
+  it("batch_embed_text: one vector per text, in order, equal to the tables", function()
+    local texts = { "a", "b", "the cat", "a" }
+    local t = assert(plain:batch_embed_text(MODEL, { texts = texts }))
+    local v = assert(compact:batch_embed_text(MODEL, { texts = texts }))
+    assert.are.equal(#texts, #v.embeddings)
+    for i = 1, #texts do same_values(t.embeddings[i].value, v.embeddings[i].value) end
+    assert.is_true(near(1, v.embeddings[1].value:cosine(v.embeddings[4].value)))
+  end)
+
+  it("batch_embed_text split into concurrent chunks merges vectors in order", function()
+    local texts = {}
+    for i = 1, 250 do texts[i] = "text number " .. i end
+    local t = assert(plain:batch_embed_text(MODEL, { texts = texts }, { max_texts = 100 }))
+    local v = assert(compact:batch_embed_text(MODEL, { texts = texts }, { max_texts = 100 }))
+    assert.are.equal(250, #v.embeddings)
+    for _, i in ipairs({ 1, 100, 101, 250 }) do same_values(t.embeddings[i].value, v.embeddings[i].value) end
+  end)
+
+  it("works with callbacks and poll", function()
+    local got
+    compact:embed_text(MODEL, "the cat", function(res, err) got = res or err end)
+    compact:run()
+    assert.are.equal("userdata", type(got.embedding.value))
+  end)
+
+  it("errors are the same objects as without it", function()
+    local _, e1 = plain:embed_text("text-bison-001", "x")
+    local _, e2 = compact:embed_text("text-bison-001", "x")
+    assert.truthy(e1)
+    assert.truthy(e2)
+    assert.are.equal(e1.status, e2.status)
+    assert.are.equal(e1.code, e2.code)
+  end)
+
+  it("a body the C decoder does not take goes the general way", function()
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "embedText" },
+      action = "invalid_json" } } })
+    local res, err = compact:embed_text(MODEL, "x", { retry = false })
+    assert.is_nil(res)
+    assert.truthy(tostring(err):find("JSON", 1, true))
+  end)
+
+  it("rejects a wrong type, and the call option on other methods", function()
+    assert.has_error(function() gemini.new{ base_url = emu.url, compact_embeddings = "yes" } end)
+    assert.has_error(function() plain:embed_text(MODEL, "x", { compact_embeddings = 1 }) end)
+    assert.has_error(function()
+      plain:generate_text("text-bison-001", "x", { compact_embeddings = true })
+    end)
+  end)
+end)
