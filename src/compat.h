@@ -10,10 +10,13 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#if defined(LUAJIT_VERSION_NUM) || defined(LUA_JITLIBNAME)
-#define GM_LUAJIT 1
+/* LuaJIT 2.1 is a 5.1 ABI whose lauxlib.h already has some 5.2 functions (luaL_setfuncs,
+ * luaL_testudata, luaL_newlib). luajit.h, where LUAJIT_VERSION_NUM lives, is not included here,
+ * so detect it by what its lauxlib.h declares. */
+#if LUA_VERSION_NUM == 501 && defined(luaL_newlib)
+#define GM_LUAJIT21 1
 #else
-#define GM_LUAJIT 0
+#define GM_LUAJIT21 0
 #endif
 
 /* Full userdata with one user value (5.4) / uservalue (5.2, 5.3) / environment table (5.1, LuaJIT). */
@@ -38,7 +41,7 @@
 #endif
 
 /* luaL_setfuncs: native in 5.2+ and in LuaJIT 2.1; a local copy for plain 5.1. */
-#if LUA_VERSION_NUM >= 502 || (defined(LUAJIT_VERSION_NUM) && LUAJIT_VERSION_NUM >= 20100)
+#if LUA_VERSION_NUM >= 502 || GM_LUAJIT21
 #define gm_setfuncs(L, l, nup) luaL_setfuncs((L), (l), (nup))
 #else
 static inline void gm_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
@@ -56,7 +59,7 @@ static inline void gm_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #define gm_newlib(L, l) (lua_newtable(L), gm_setfuncs((L), (l), 0))
 
 /* luaL_testudata: native in 5.2+ and in LuaJIT 2.1. */
-#if LUA_VERSION_NUM >= 502 || (defined(LUAJIT_VERSION_NUM) && LUAJIT_VERSION_NUM >= 20100)
+#if LUA_VERSION_NUM >= 502 || GM_LUAJIT21
 #define gm_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #else
 static inline void *gm_testudata(lua_State *L, int i, const char *tname) {
