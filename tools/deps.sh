@@ -5,7 +5,7 @@
 set -eu
 set_name=${1:-test}
 base="make gcc pkg-config curl ca-certificates lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check lua-luv lua-socket"
-check="clang libclang-rt-14-dev valgrind"
+check="clang libclang-rt-14-dev llvm-14 valgrind nginx openssl"
 portable="luajit libluajit-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev neovim luarocks"
 case "$set_name" in
   demo) want="$base" ;;
