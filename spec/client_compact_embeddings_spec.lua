@@ -104,3 +104,48 @@ describe("compact_embeddings", function()
     end)
   end)
 end)
+
+describe("gemini.index with compact vectors", function()
+  local emu, client
+  local TEXTS = { "Lua is a small scripting language.", "Paris is the capital of France.",
+                  "Coffee is brewed from roasted beans.", "Tuning adapts a model with examples." }
+
+  setup(function()
+    emu = helper.start{}
+    client = gemini.new{ base_url = emu.url, api_key = "k" }
+  end)
+
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+
+  it("ranks and scores as the table index does; save and load convert both ways", function()
+    assert.is_true(gemini.index.compact)
+    local c = gemini.index.new(client)
+    local t = gemini.index.new(client, { compact = false })
+    assert.truthy(c:add(TEXTS))
+    assert.truthy(t:add(TEXTS))
+    assert.are.equal("userdata", type(c.items[1].vector))
+    assert.are.equal("table", type(t.items[1].vector))
+    local hc = assert(c:search("a scripting language", 4))
+    local ht = assert(t:search("a scripting language", 4))
+    for i = 1, 4 do
+      assert.are.equal(ht[i].id, hc[i].id)
+      assert.is_true(math.abs(ht[i].score - hc[i].score) < 1e-6)
+    end
+    -- a table query against a compact index
+    local q = assert(client:embed_text("models/embedding-gecko-001", "a scripting language")).embedding.value
+    assert.are.equal(hc[1].id, c:search_vector(q, 1)[1].id)
+
+    local path = os.tmpname()
+    assert.truthy(c:save(path))
+    local back = assert(gemini.index.load(client, path))
+    assert.are.equal("userdata", type(back.items[2].vector))
+    local as_tables = assert(gemini.index.load(client, path, { compact = false }))
+    assert.are.equal("table", type(as_tables.items[2].vector))
+    local hb = assert(back:search("a scripting language", 4))
+    for i = 1, 4 do assert.is_true(math.abs(hb[i].score - hc[i].score) < 1e-6) end
+    os.remove(path)
+  end)
+end)
