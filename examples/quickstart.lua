@@ -4,6 +4,13 @@
 --
 -- Without GEMINI_BASE_URL it talks to https://generativelanguage.googleapis.com.
 -- `make demo` runs it against the bundled emulator.
+local root = (arg and arg[0] or ""):match("^(.-)/?examples/[^/]*$")
+if root then  -- run from a checkout: use its lua/ and build/ (an installed rock needs none of this)
+  root = root == "" and "." or root
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+  package.cpath = root .. "/build/lua" .. _VERSION:match("%d+%.%d+") .. "/?.so;" .. package.cpath
+end
+
 local gemini = require("gemini")
 
 local client = gemini.new {}   -- api_key and base_url from GEMINI_API_KEY / GEMINI_BASE_URL
