@@ -180,7 +180,7 @@ if mode == "embed" then
   local opts
   if a.compact then
     -- the client's opt-in for compact vectors: the first of these call options that yields userdata
-    local candidates = { { compact = true }, { vectors = true }, { embeddings = "compact" }, { decode = "vectors" } }
+    local candidates = { { compact_embeddings = true }, { compact = true }, { vectors = true } }
     local tried = {}
     for _, o in ipairs(candidates) do
       local k, v = next(o)
