@@ -45,18 +45,24 @@ describe("lifetime", function()
 
   describe("a client with requests in flight", function()
     it("closed: the requests are aborted, each callback gets CANCELLED once from close, none later", function()
-      local c = new_client(slow.url)
-      local called = 0
+      local c = new_client(slow.url, { max_in_flight = 4 })   -- 4 in flight, 2 queued
+      local called, each, bad = 0, {}, {}
       for i = 1, 6 do
-        c:generate_text(MODEL, body("in flight " .. i), function(_, e)
-          assert.equal("CANCELLED", e.status)
+        c:generate_text(MODEL, body("in flight " .. i), function(res, e)
+          if res ~= nil or type(e) ~= "table" or e.status ~= "CANCELLED" then bad[#bad + 1] = i end
           called = called + 1
+          each[i] = (each[i] or 0) + 1
         end)
       end
-      c:poll(0.05)                 -- the transfers are started and waiting on the server
+      c:poll(0.05)                 -- the transfers are started and waiting on the server (400 ms)
       c:close()
+      assert.same({}, bad)         -- every one got nil, err (CANCELLED)
       assert.equal(6, called)
+      for i = 1, 6 do assert.equal(1, each[i]) end   -- each exactly once, in flight or queued
+      c:close()                    -- closing again calls nothing
       full_gc()
+      assert.equal(6, called)      -- nor does a collection afterwards
+      assert.has_error(function() c:poll(0) end, "gemini: client is closed")
       assert.equal(6, called)
       still_works(slow.url)
     end)
