@@ -76,10 +76,14 @@ describe("non-blocking overlap", function()
     client:close()
   end)
 
-  it("a game loop calling poll(0) never blocks while 30 requests are in flight", function()
+  it("a game loop calling poll(0) never blocks while 30 requests are in flight #timing", function()
     -- over HTTP/1.1 (the emulator) each request in flight needs its own connection
     local client = gemini.new { api_key = "k", base_url = emu.url, retry = false, max_in_flight = 30,
       max_connections = 30 }
+    -- every reply takes 1.5 s more than the 200 ms latency: a poll(0) that waited for a reply would take
+    -- hundreds of ms, far above the bound below, while a loaded machine's scheduling noise stays under it
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "countTextTokens" },
+      action = "delay", delayMs = 1500, times = 0 } } })
     local got, left = {}, 30
     for i = 1, 30 do
       client:count_text_tokens("text-bison-001", prompt(i), function(res, err)
@@ -100,7 +104,7 @@ describe("non-blocking overlap", function()
     end
     assert.equal(0, pending)
     assert.equal(0, left)
-    assert.is_true(worst < 0.05, "slowest poll(0): " .. worst .. " s")
+    assert.is_true(worst < 0.5, "slowest poll(0): " .. worst .. " s")
     assert.is_true(frames >= 20, frames .. " frames")   -- the loop kept going while replies were due
     assert.is_true(stats().maxInFlight >= 20, "maxInFlight " .. stats().maxInFlight)   -- dozens at once
     for i = 1, 30 do
