@@ -77,18 +77,20 @@ describe("request life cycle", function()
 
     it("during a retry back-off: no further attempt", function()
       local client = new { retry = { initial = 1, max_attempts = 3 } }
+      -- the server asks for 5 s between attempts (RetryInfo): the back-off cannot end during this test,
+      -- whatever jitter draws (jitter alone could draw a delay shorter than the poll below)
       emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "getModel" }, action = "error",
-        status = 503, errorStatus = "UNAVAILABLE", times = 0 } } })
+        status = 503, errorStatus = "UNAVAILABLE", retryAfter = 5, times = 0 } } })
       local err
       local req = client:get_model("text-bison-001", function(_, e) err = e end)
       local polls = 0
       while #journal(emu) < 1 and polls < 100 do client:poll(0.05); polls = polls + 1 end
-      client:poll(0.3)                         -- the 503 is in; the retry waits its back-off (1 s)
+      client:poll(0.3)                         -- the 503 is in; the retry waits its back-off (5 s)
       assert.is_false(req:done())
       local t0 = C.clock()
       assert.is_true(req:cancel())
       client:run()
-      assert.is_true(C.clock() - t0 < 0.5)     -- nothing left to wait for
+      assert.is_true(C.clock() - t0 < 2.5)     -- nothing left to wait for (not the 5 s back-off)
       assert.equal("CANCELLED", err.status)
       assert.equal(1, #journal(emu))
       client:close()
