@@ -222,6 +222,42 @@ describe("gemini.luv adapter", function()
     detach()
   end)
 
+  -- a luv module whose timers count how often they fire
+  local function counting_uv()
+    local fires = { n = 0 }
+    local proxy = setmetatable({
+      new_timer = function()
+        local t = uv.new_timer()
+        return setmetatable({
+          start = function(_, ms, rep, cb)
+            return t:start(ms, rep, function(...) fires.n = fires.n + 1; return cb(...) end)
+          end,
+        }, { __index = function(_, k)
+          local v = t[k]
+          if type(v) == "function" then return function(_, ...) return v(t, ...) end end
+          return v
+        end })
+      end,
+    }, { __index = uv })
+    return proxy, fires
+  end
+
+  it("after a blocking call while attached, the loop wakes for events only (no fixed-interval polling)", function()
+    local cuv, fires = counting_uv()
+    local detach = adapter.attach(client, cuv)
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { path = "/v1beta3/models/chat-bison-001" },
+      action = "delay", delayMs = 600 } } })
+    local res
+    client:get_model("chat-bison-001", function(r) res = r end)
+    assert.equal("models/text-bison-001", assert(client:get_model("text-bison-001")).name)
+    fires.n = 0
+    assert.is_true(run_bounded(5))                 -- the slow one is still in flight: ~0.6 s more
+    assert.equal("models/chat-bison-001", res.name)
+    assert.is_true(fires.n <= 8, fires.n .. " timer wake-ups while one reply was awaited")
+    detach()
+    assert.is_false(client._core:event_mode())     -- detached: the core records nothing more
+  end)
+
   it("attaching while requests driven by poll() are in flight picks them up", function()
     for round = 1, 2 do
       local res

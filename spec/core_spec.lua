@@ -671,6 +671,80 @@ describe("gemini.core", function()
       assert.equal(0, c:in_flight())
       c:close()   -- removes sockets: recorded only, nothing runs
     end)
+
+    -- the socket events of one take_events(), as a list of wants, and the fds that are not removed
+    local function wants(ev)
+      local list, live = {}, {}
+      for _, s in ipairs(ev.sockets) do
+        list[#list + 1] = s.want
+        if s.want ~= "remove" then live[#live + 1] = s.fd end
+      end
+      return list, live
+    end
+
+    it("perform() in event mode drives libcurl's socket interface: the sockets it uses are recorded", function()
+      local c = core.client{}
+      c:take_events()                                   -- event mode
+      local id = c:start{ url = srv.url .. "/slow/300?perform" }
+      c:perform(0.1)                                    -- connected, request sent, waiting for the reply
+      local _, live = wants(c:take_events())
+      assert.equal(1, #live)                            -- a loop would watch this socket now
+      local results = drain(c)
+      assert.equal(200, results[id].status)
+      local list = wants(c:take_events())
+      assert.same({ "remove" }, list)                   -- done: the loop stops watching it
+      c:close()
+    end)
+
+    it("entering event mode announces the sockets of transfers already in flight", function()
+      local c = core.client{}
+      local id = c:start{ url = srv.url .. "/slow/300?before" }
+      c:perform(0.1)                                    -- curl_multi_perform: on the wire, nothing recorded
+      local ev = c:take_events()                        -- event mode: libcurl announces the socket now
+      local _, live = wants(ev)
+      assert.equal(1, #live)
+      assert.equal(0, ev.timeout_ms)
+      local results = drain(c)
+      assert.equal(200, results[id].status)
+      c:close()
+    end)
+
+    it("socket_action(fd, false, false, true) reports a socket error (CURL_CSELECT_ERR) to libcurl", function()
+      local c = core.client{}
+      c:take_events()
+      local id = c:start{ url = srv.url .. "/slow/2000?err" }
+      c:perform(0.1)
+      local _, live = wants(c:take_events())
+      assert.equal(1, #live)
+      c:socket_action(live[1], false, false, true)
+      local r
+      for _, x in ipairs(c:completions()) do if x.id == id then r = x end end
+      assert.is_table(r, "the transfer did not end at once")
+      assert.is_string(r.error)
+      assert.equal(0, c:in_flight())
+      c:close()
+    end)
+
+    it("event_mode(false) stops recording; event_mode(true) records the whole picture again", function()
+      local c = core.client{}
+      assert.is_false(c:event_mode())
+      c:take_events()
+      assert.is_true(c:event_mode())
+      assert.is_false(c:event_mode(false))
+      local ids = {}
+      for i = 1, 3 do ids[i] = c:start{ url = srv.url .. "/slow/50?off" .. i } end
+      local results = drain(c)                          -- three connections opened and left idle
+      for i = 1, 3 do assert.equal(200, results[ids[i]].status) end
+      local id = c:start{ url = srv.url .. "/slow/300?on" }
+      c:perform(0.1)
+      assert.is_true(c:event_mode(true))
+      local list = wants(c:take_events())
+      assert.equal(1, #list)                            -- the one socket in use, none of the old records
+      assert.not_equal("remove", list[1])
+      assert.equal(200, drain(c)[id].status)
+      assert.has_error(function() c:event_mode("yes") end)
+      c:close()
+    end)
   end)
 
   describe("misuse", function()

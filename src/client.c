@@ -44,9 +44,10 @@ static void client_close(gm_client *c) {
   free(c->ca_path);
   free(c->user_agent);
   free(c->socks);
+  free(c->live);
   c->proxy = c->ca_file = c->ca_path = c->user_agent = NULL;
-  c->socks = NULL;
-  c->nsocks = c->capsocks = 0;
+  c->socks = c->live = NULL;
+  c->nsocks = c->capsocks = c->nlive = c->caplive = 0;
 }
 
 /* The client methods get the metatable as upvalue 1: comparing with it is much cheaper than
@@ -161,6 +162,7 @@ int gm_client_new(lua_State *L) {
   c->max_connections = DEFAULT_MAX_CONNECTIONS;
   c->http2 = 1;
   c->timer_ms = -1;
+  c->timer_at = -1;
   luaL_getmetatable(L, GM_CLIENT_MT);
   lua_setmetatable(L, -2);   /* from here on, __gc frees whatever was allocated */
   if (has_opts) {
@@ -270,6 +272,7 @@ static const luaL_Reg client_methods[] = {
   {"in_flight", l_in_flight},
   {"socket_action", gm_l_socket_action},
   {"take_events", gm_l_take_events},
+  {"event_mode", gm_l_event_mode},
   {"close", l_close},
   {NULL, NULL}
 };

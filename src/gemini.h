@@ -64,7 +64,13 @@ typedef struct gm_client {
   gm_transfer *inflight;   size_t ninflight;
   gm_transfer *done_head, *done_tail; size_t ndone;
   gm_transfer *pool;       size_t npool;
-  /* event-loop mode: what libcurl asked for, recorded for Lua to take */
+  /* socket interface: once the callbacks are installed (sockcb), perform() drives libcurl with
+     curl_multi_socket_action over `live` (every socket libcurl watches now) and timer_at, so the
+     socket callback always sees what happens. In event mode Lua also takes the recorded changes. */
+  int sockcb;
+  gm_sockev *live;         size_t nlive, caplive;
+  double timer_at;         /* when libcurl wants socket_action(TIMEOUT), monotonic seconds; < 0: never */
+  /* event-loop mode: what libcurl asked for, recorded for Lua to take (only while event_mode) */
   int event_mode;
   gm_sockev *socks;        size_t nsocks, capsocks;
   long timer_ms;           int timer_set;
@@ -90,11 +96,12 @@ int gm_l_start(lua_State *L);
 void gm_inflight_unlink(gm_client *c, gm_transfer *t);
 void gm_inflight_link(gm_client *c, gm_transfer *t);
 void gm_drain_info(gm_client *c);
-void gm_event_mode(gm_client *c);
+CURLMcode gm_event_mode(gm_client *c);   /* switch to event mode (idempotent) */
 int gm_l_perform(lua_State *L);
 int gm_l_completions(lua_State *L);
 int gm_l_socket_action(lua_State *L);
 int gm_l_take_events(lua_State *L);
+int gm_l_event_mode(lua_State *L);
 
 /* handle.c */
 void gm_handle_register(lua_State *L);   /* adds handle/handle_methods/handle_kind/handle_fields to the table on top */

@@ -4,6 +4,10 @@
  * callbacks only record into C arrays that take_events() hands to Lua after curl has returned.
  */
 #define _POSIX_C_SOURCE 200809L
+/* curl_multi_socket_all (resync of transfers started before the socket interface was on) is marked
+   deprecated in favour of socket_action, which cannot do that job */
+#define CURL_DISABLE_DEPRECATION 1
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,10 +60,15 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static CURLMcode drive_sockets(gm_client *c, int ms);
+
 /***
  * Do the work that is ready and wait at most `wait` seconds (default 0: never block) for more.
  * Returns as soon as at least one transfer finished, nothing is in flight, or the wait is over.
- * Finished transfers are queued for completions().
+ * Finished transfers are queued for completions(). Once the socket interface is on (event mode,
+ * now or before), this drives libcurl through curl_multi_socket_action on the sockets libcurl
+ * announced, so every socket change is recorded for take_events(); otherwise curl_multi_perform
+ * and curl_multi_poll.
  * @function client:perform
  * @tparam[opt=0] number wait seconds
  * @treturn integer transfers still in flight
@@ -74,6 +83,17 @@ int gm_l_perform(lua_State *L) {
   if (!(wait >= 0)) return luaL_argerror(L, 2, "wait must be a non-negative number of seconds");
   if (wait > 86400) wait = 86400;
   deadline = wait > 0 ? now_s() + wait : 0;
+  if (c->sockcb) {
+    for (;;) {
+      double left = wait > 0 ? deadline - now_s() : 0;
+      mc = drive_sockets(c, left > 0 ? (int)(left * 1000 + 0.999) : 0);
+      if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+      gm_drain_info(c);
+      if (c->ndone > before || c->ninflight == 0 || wait <= 0 || now_s() >= deadline) break;
+    }
+    lua_pushinteger(L, (lua_Integer)c->ninflight);
+    return 1;
+  }
   for (;;) {
     double left;
     int ms;
@@ -114,14 +134,12 @@ int gm_l_completions(lua_State *L) {
   return 1;
 }
 
-/* ---- event-loop mode ------------------------------------------------------------------------ */
+/* ---- the socket interface and event-loop mode --------------------------------------------- */
 
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
-  gm_client *c = (gm_client *)userp;
+/* Append an event to the queue Lua takes, coalesced with the latest one for this fd unless that one
+   is a removal (the fd may be reused). Returns -1 when out of memory. */
+static int queue_event(gm_client *c, curl_socket_t fd, int what) {
   size_t i;
-  (void)e;
-  (void)socketp;
-  /* coalesce with the latest event for this fd unless that one is a removal (fd may be reused) */
   for (i = c->nsocks; i > 0; i--) {
     if (c->socks[i - 1].fd == fd) {
       if (c->socks[i - 1].what != CURL_POLL_REMOVE) {
@@ -144,35 +162,143 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
   return 0;
 }
 
-static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+/* libcurl's socket callback: keeps `live` (one entry per watched socket, so it never grows beyond the
+   sockets libcurl uses) and, in event mode only, queues the change for Lua. C memory only. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
   gm_client *c = (gm_client *)userp;
-  (void)m;
-  c->timer_ms = timeout_ms;
-  c->timer_set = 1;
+  size_t i;
+  (void)e;
+  (void)socketp;
+  for (i = 0; i < c->nlive && c->live[i].fd != fd; i++) {}
+  if (what == CURL_POLL_REMOVE) {
+    if (i < c->nlive) c->live[i] = c->live[--c->nlive];
+  } else if (i < c->nlive) {
+    c->live[i].what = what;
+  } else {
+    if (c->nlive == c->caplive) {
+      size_t ncap = c->caplive ? c->caplive * 2 : 8;
+      gm_sockev *nl = (gm_sockev *)realloc(c->live, ncap * sizeof *nl);
+      if (nl == NULL) return -1;
+      c->live = nl;
+      c->caplive = ncap;
+    }
+    c->live[c->nlive].fd = fd;
+    c->live[c->nlive].what = what;
+    c->nlive++;
+  }
+  if (c->event_mode && queue_event(c, fd, what) != 0) return -1;
   return 0;
 }
 
-void gm_event_mode(gm_client *c) {
-  if (c->event_mode) return;
-  c->event_mode = 1;
+static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+  gm_client *c = (gm_client *)userp;
+  (void)m;
+  c->timer_at = timeout_ms < 0 ? -1 : now_s() + (double)timeout_ms / 1000;
+  if (c->event_mode) {
+    c->timer_ms = timeout_ms;
+    c->timer_set = 1;
+  }
+  return 0;
+}
+
+/* Turn the socket interface on (for good): from here on perform() drives with socket_action too.
+   Transfers already in flight were driven by curl_multi_perform, which announces no socket:
+   curl_multi_socket_all makes libcurl announce theirs now. */
+static CURLMcode socket_interface(gm_client *c) {
+  int running;
+  CURLMcode mc = CURLM_OK;
+  if (c->sockcb) return CURLM_OK;
+  c->sockcb = 1;
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
   if (c->ninflight > 0) {
-    /* transfers started before: ask the loop to kick them off */
+    mc = curl_multi_socket_all(c->multi, &running);
+    gm_drain_info(c);
+  }
+  return mc;
+}
+
+/* Wait at most ms for a live socket or libcurl's timer, then tell libcurl what happened. */
+static CURLMcode drive_sockets(gm_client *c, int ms) {
+  struct pollfd local[16], *pf = local;
+  size_t n = c->nlive, i;
+  int rc, running;
+  CURLMcode mc = CURLM_OK;
+  if (c->timer_at >= 0) {
+    double left = c->timer_at - now_s();
+    int tm = left > 0 ? (int)(left * 1000 + 0.999) : 0;
+    if (tm < ms) ms = tm;
+  }
+  if (n > sizeof local / sizeof local[0]) {
+    pf = (struct pollfd *)malloc(n * sizeof *pf);
+    if (pf == NULL) return CURLM_OUT_OF_MEMORY;
+  }
+  for (i = 0; i < n; i++) {
+    pf[i].fd = c->live[i].fd;
+    pf[i].events = (short)(((c->live[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                           ((c->live[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+    pf[i].revents = 0;
+  }
+  rc = poll(pf, (nfds_t)n, ms);   /* an error (EINTR, ENOMEM): nothing is ready, the timer still runs */
+  for (i = 0; rc > 0 && i < n; i++) {
+    int mask = 0;
+    if (pf[i].revents == 0) continue;
+    if (pf[i].revents & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
+    if (pf[i].revents & POLLOUT) mask |= CURL_CSELECT_OUT;
+    if (pf[i].revents & (POLLERR | POLLNVAL)) mask |= CURL_CSELECT_ERR;
+    /* an earlier action may have closed this socket: libcurl then answers CURLM_BAD_SOCKET */
+    mc = curl_multi_socket_action(c->multi, pf[i].fd, mask, &running);
+    if (mc == CURLM_BAD_SOCKET) mc = CURLM_OK;
+    if (mc != CURLM_OK) break;
+  }
+  if (pf != local) free(pf);
+  if (mc == CURLM_OK && c->timer_at >= 0 && c->timer_at <= now_s() + 0.0005) {
+    c->timer_at = -1;   /* libcurl calls on_timer again with what is next */
+    mc = curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  return mc;
+}
+
+/* Event mode on: the socket interface, and a fresh record of every watched socket and the timer for
+   Lua (the loop may be new: a later attach after event_mode(false) gets the whole picture). */
+CURLMcode gm_event_mode(gm_client *c) {
+  CURLMcode mc;
+  size_t i;
+  if (c->event_mode) return CURLM_OK;
+  mc = socket_interface(c);
+  c->event_mode = 1;
+  c->nsocks = 0;
+  for (i = 0; i < c->nlive; i++)
+    if (queue_event(c, c->live[i].fd, c->live[i].what) != 0) return CURLM_OUT_OF_MEMORY;
+  c->timer_set = 0;
+  if (c->timer_at >= 0) {
+    double left = c->timer_at - now_s();
+    c->timer_ms = left > 0 ? (long)(left * 1000 + 0.999) : 0;
+    c->timer_set = 1;
+  }
+  if (c->ninflight > 0) {
+    /* transfers in flight: ask the loop to kick them off */
     c->timer_ms = 0;
     c->timer_set = 1;
   }
+  return mc;
+}
+
+static void check_event_mode(lua_State *L, gm_client *c) {
+  CURLMcode mc = gm_event_mode(c);
+  if (mc != CURLM_OK) luaL_error(L, "gemini.core: event mode: %s", curl_multi_strerror(mc));
 }
 
 /***
- * Event-loop mode: tell libcurl that `fd` is readable and/or writable, or (fd = -1) that the
- * timer fired. The first call of this or take_events() switches the client to event mode.
+ * Event-loop mode: tell libcurl that `fd` is readable, writable and/or in error, or (fd = -1) that
+ * the timer fired. The first call of this or take_events() switches the client to event mode.
  * @function client:socket_action
  * @tparam integer fd socket, or -1 for a timeout
  * @tparam[opt] boolean readable
  * @tparam[opt] boolean writable
+ * @tparam[opt] boolean error the poll reported an error on the socket (CURL_CSELECT_ERR)
  * @treturn integer transfers still in flight
  */
 int gm_l_socket_action(lua_State *L) {
@@ -183,13 +309,42 @@ int gm_l_socket_action(lua_State *L) {
   if (fd < -1 || fd > 0x7fffffff) return luaL_argerror(L, 2, "fd must be a socket or -1 (timeout)");
   if (lua_toboolean(L, 3)) mask |= CURL_CSELECT_IN;
   if (lua_toboolean(L, 4)) mask |= CURL_CSELECT_OUT;
-  gm_event_mode(c);
+  if (lua_toboolean(L, 5)) mask |= CURL_CSELECT_ERR;
+  check_event_mode(L, c);
+  if (fd < 0) c->timer_at = -1;   /* libcurl calls on_timer again with what is next */
   mc = curl_multi_socket_action(c->multi, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, fd < 0 ? 0 : mask,
                                 &running);
   if (mc != CURLM_OK && mc != CURLM_BAD_SOCKET)
     return luaL_error(L, "gemini.core: curl_multi_socket_action: %s", curl_multi_strerror(mc));
   gm_drain_info(c);
   lua_pushinteger(L, (lua_Integer)c->ninflight);
+  return 1;
+}
+
+/***
+ * Event-loop mode on or off; returns whether it is on. On (as the first take_events() or
+ * socket_action() does): the next take_events() reports every socket libcurl watches and the timer,
+ * so a new loop starts from the whole picture. Off (an adapter detaching): nothing more is recorded
+ * for Lua. Either way, once on, perform() keeps driving libcurl through its socket interface.
+ * @function client:event_mode
+ * @tparam[opt] boolean on
+ * @treturn boolean
+ */
+int gm_l_event_mode(lua_State *L) {
+  gm_client *c = gm_checkclient(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    if (lua_toboolean(L, 2)) {
+      check_event_mode(L, c);
+    } else if (c->event_mode) {
+      c->event_mode = 0;
+      free(c->socks);
+      c->socks = NULL;
+      c->nsocks = c->capsocks = 0;
+      c->timer_set = 0;
+    }
+  }
+  lua_pushboolean(L, c->event_mode);
   return 1;
 }
 
@@ -203,7 +358,7 @@ int gm_l_socket_action(lua_State *L) {
 int gm_l_take_events(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   size_t i;
-  gm_event_mode(c);
+  check_event_mode(L, c);
   lua_createtable(L, 0, 2);
   lua_createtable(L, (int)c->nsocks, 0);
   for (i = 0; i < c->nsocks; i++) {

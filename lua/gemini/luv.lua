@@ -16,11 +16,10 @@
 -- luv prints "Uncaught Error" and exits; Neovim reports it and goes on), unless `opts.on_error` is given.
 -- The client stays consistent either way: the remaining callbacks run at the next loop iteration.
 --
--- Blocking calls (and `poll`/`run`) still work while attached: they drive libcurl with
--- curl_multi_perform, which does not tell the socket interface about the sockets it uses. So after
--- one, while transfers it may have touched are in flight, the adapter also drives libcurl every
--- `M.FALLBACK` seconds (20 ms) until none is left; without mixing, no such wake-up ever happens.
--- (A C core call wrapping curl_multi_socket_all would let it resync at once instead.)
+-- Blocking calls (and `poll`/`run`) still work while attached: once the client is in event mode the C
+-- core drives them through libcurl's socket interface too, so every socket they open, change or close
+-- is recorded, and the adapter applies those records (one sync) as soon as the call returns. Transfers
+-- started before attaching are announced by libcurl when the client enters event mode.
 -- @module gemini.luv
 
 local M = {}
@@ -28,9 +27,6 @@ local M = {}
 local clock = require("gemini.client").clock
 
 local EVENTS = { ["in"] = "r", out = "w", inout = "rw" }
-
---- Seconds between the adapter's own drives of transfers that libcurl did not announce (see above).
-M.FALLBACK = 0.02
 
 --- Drives `client` from the luv loop `uv`.
 -- @param client a gemini client (`gemini.new{...}`)
@@ -69,10 +65,6 @@ function M.attach(client, uv, opts)
   local curl_at             -- when libcurl wants socket_action(-1), in client clock seconds, or nil
   local rerun = false       -- callbacks left after an error: run them at the next iteration
   local busy = false        -- inside our own dispatch: wake-ups are handled at its end
-  -- Transfers may have been driven by curl_multi_perform (a blocking call or poll() while attached, or
-  -- before attaching): libcurl then does not announce their sockets to us, so until they are all done
-  -- the adapter also drives them itself every FALLBACK seconds (see the note in the module doc).
-  local mixed = false
   local scheduled = false
   local detached = false
   local detach, on_timer, dispatch, step
@@ -101,12 +93,12 @@ function M.attach(client, uv, opts)
         end
         local this = p
         p:start(EVENTS[s.want] or "rw", function(err, events)
-          -- a poll error (e.g. the socket went bad): stop watching it, and let libcurl find out by
-          -- trying to read and write; it fails the transfer or announces the socket again
+          -- a poll error (e.g. the socket went bad): stop watching it and tell libcurl
+          -- (CURL_CSELECT_ERR); it fails the transfer or announces the socket again
           if err ~= nil and not this:is_closing() then this:stop() end
-          local r = err ~= nil or (events ~= nil and events:find("r", 1, true) ~= nil)
-          local w = err ~= nil or (events ~= nil and events:find("w", 1, true) ~= nil)
-          dispatch(fd, r, w)
+          local r = events ~= nil and events:find("r", 1, true) ~= nil
+          local w = events ~= nil and events:find("w", 1, true) ~= nil
+          dispatch(fd, r, w, err ~= nil)
         end)
       end
     end
@@ -120,10 +112,6 @@ function M.attach(client, uv, opts)
     -- callbacks left by an error, or collected outside our dispatch (a blocking call): run them soon
     -- (inside our dispatch, or while a schedule()d run is pending, they are taken care of already)
     if not scheduled and (rerun or (not busy and #client._ready > 0)) then at = now end
-    if mixed then
-      if client._active == 0 then mixed = false
-      elseif not at or at > now + M.FALLBACK then at = now + M.FALLBACK end
-    end
     if at then
       local ms = math.ceil((at - now) * 1000)
       if ms < 0 then ms = 0 end
@@ -148,18 +136,17 @@ function M.attach(client, uv, opts)
 
   -- One round: tell libcurl what happened (fd, or the timer when fd is nil), collect what finished,
   -- re-arm, then run the user callbacks (directly, or through opts.schedule).
-  function dispatch(fd, readable, writable)
+  function dispatch(fd, readable, writable, failed)
     if detached then return end
     if client._closed then detach(); return end
     busy = true
     local ok, err = pcall(function()
       if fd then
-        core:socket_action(fd, readable, writable)
+        core:socket_action(fd, readable, writable, failed)
       elseif curl_at and curl_at <= clock() + 0.001 then
         curl_at = nil
         core:socket_action(-1)
       end
-      if mixed then core:perform(0) end
       client:_collect()
     end)
     if not ok then rerun = true end    -- whatever was collected still gets its callbacks, next iteration
@@ -199,20 +186,25 @@ function M.attach(client, uv, opts)
     if client._wake == wake then client._wake = nil end
     if rawget(client, "_step") == step then client._step = nil end
     if client._luv_detach == detach then client._luv_detach = nil end
+    -- nothing more is recorded for a loop (the record would grow with every socket libcurl opens)
+    if not client._closed then core:event_mode(false) end
   end
 
   client._wake = wake
-  -- blocking calls, poll() and run() drive transfers through Client._step (curl_multi_perform)
+  -- blocking calls, poll() and run() drive transfers through Client._step: the sockets they opened or
+  -- closed are recorded in the core; sync once when the call returns (at the loop's next iteration)
   local class_step = getmetatable(client).__index._step
   function step(self, wait)
-    mixed = true
-    return class_step(self, wait)
+    local n = class_step(self, wait)
+    wake()
+    return n
   end
   client._step = step
-  if client._active > 0 then mixed = true end
   client._luv_detach = detach
   -- transfers already started (or timers set) before attaching
+  -- (event mode on: libcurl announces their sockets, and the first sync gets every socket and the timer)
   busy = true
+  core:event_mode(true)
   if client:_pending() > 0 then core:socket_action(-1) end
   busy = false
   sync()
