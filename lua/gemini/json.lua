@@ -519,7 +519,7 @@ function Codec:encode_message(name, value, exclude)
   return concat(buf)
 end
 
----------------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------------
 -- Shape check of replies (issue 5: a 200 with an unexpected shape is an error, not a result)
 
 local function json_type(v, nulls)

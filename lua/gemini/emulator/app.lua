@@ -45,7 +45,7 @@ local function default_now()
   return os.time()
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- errors
 
 local function api_error(canonical, message, details, http)
@@ -81,7 +81,7 @@ local function html_404(path)
                                      ["Referrer-Policy"] = "no-referrer" }, body = body }
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- URL helpers
 
 local function url_decode(s)
@@ -104,7 +104,7 @@ local function parse_query(q)
   return out
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- routes
 
 -- { verb, pattern, method, versions?, query = { [param] = {message field spec} } }
@@ -200,7 +200,8 @@ function App:reset()
   self.rng = rand.new(1000003 + (tonumber(self.seed) or 0) * 7919)
 end
 
---- The REST method name for a request line, or nil when no route matches.
+--- The REST method name for a request line, or nil when no route matches. Call it as `app:route(method, path)`.
+-- @param _ the app (unused)
 -- @param method HTTP verb
 -- @param path URL path (a query string is ignored)
 function App.route(_, method, path)
@@ -209,7 +210,7 @@ function App.route(_, method, path)
   return r and r[3] or nil
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- authentication
 
 local function identity(self, headers, q)
@@ -241,7 +242,7 @@ local function identity(self, headers, q)
   api_error("PERMISSION_DENIED", NO_CREDENTIALS)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- request pipeline
 
 local handlers = {}
@@ -316,7 +317,7 @@ function App:handle(req)
   return status.error_response("INTERNAL", "Internal error encountered.", nil, nil, ctx.pretty)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- helpers for handlers
 
 local function base_model(name, method)
@@ -376,7 +377,7 @@ local function check_sampling(c, body, max_temp)
   if body.topK ~= nil and body.topK < 0 then c.add("top_k", "top_k must not be negative") end
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- models
 
 function handlers.listModels(_, ctx)
@@ -395,7 +396,7 @@ function handlers.getModel(_, ctx)
   return proto.render("Model", models.public(m), ctx.opts)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- text
 
 local function tuned_for_generation(self, ctx, name)
@@ -602,7 +603,7 @@ function handlers.batchEmbedText(_, ctx)
   return proto.render("BatchEmbedTextResponse", { embeddings = out }, ctx.opts)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- tuned models
 
 local function render_tuned(rec, ctx)
@@ -813,7 +814,7 @@ function handlers.listOperations(self, ctx)
   return list_response("operations", out, tok)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- permissions
 
 -- the resource for a permission route: tuned model record or corpus record

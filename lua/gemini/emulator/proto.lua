@@ -57,6 +57,7 @@ end
 --- Raise an INVALID_ARGUMENT error with BadRequest violations.
 -- @param message the error message
 -- @param violations array of { field=, description= }
+-- @param[opt] canonical the canonical error code (default "INVALID_ARGUMENT")
 function M.fail(message, violations, canonical)
   error({ proto_error = true, canonical = canonical or "INVALID_ARGUMENT", message = message,
           violations = violations }, 0)
@@ -258,7 +259,7 @@ function M.parse_query_value(f, text, path)
   return parse_scalar(f, nil, nil, v, path)
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- rendering
 
 local function two(n) return string.format("%02d", n) end
