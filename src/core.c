@@ -34,6 +34,8 @@ const char *gm_libcurl_version(void) {
   return curl_version_num;
 }
 
+/*** @module gemini.core */
+
 /***
  * Monotonic clock in seconds (fractions included), for deadlines and backoff; not wall time.
  * @function now

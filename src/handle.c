@@ -111,6 +111,8 @@ static void push_kind_mt(lua_State *L, int idx) {
   lua_remove(L, -2);   /* the registry key */
 }
 
+/*** @module gemini.core */
+
 /***
  * Set the methods table used by `__index` for every handle of a kind (replaces any earlier one).
  * @function handle_methods

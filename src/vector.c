@@ -63,6 +63,8 @@ static int vec_notvector(lua_State *L) {
   return luaL_error(L, "gemini.vector expected");
 }
 
+/*** @module gemini.core */
+
 /***
  * A compact float vector from a sequence of numbers (`#t` values, stored as float32).
  * @function vector
