@@ -142,6 +142,14 @@ static void set_option(lua_State *L, gm_client *c) {
 }
 
 /***
+ * The C core on libcurl (`require "gemini.core"`): clients and their transfers, resource handles,
+ * compact vectors, a monotonic clock. `gemini` is built on it; most programs never call it directly.
+ * (Every src/*.c file with LDoc comments declares this module; LDoc takes this description from
+ * client.c, the first of them it reads.)
+ * @module gemini.core
+ */
+
+/***
  * Create a client: one libcurl multi handle plus a pool of reusable easy handles.
  * Every option is optional: connect_timeout, timeout, stall_timeout (seconds; 0 = none),
  * max_response_bytes, max_connections, proxy, ca_file, ca_path, insecure, user_agent, http2.
