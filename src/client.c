@@ -144,7 +144,7 @@ static void set_option(lua_State *L, gm_client *c) {
 /***
  * The C core on libcurl (`require "gemini.core"`): clients and their transfers, resource handles,
  * compact vectors, a monotonic clock. `gemini` is built on it; most programs never call it directly.
- * (Every src/*.c file with LDoc comments declares this module; LDoc takes this description from
+ * (Every C file in src/ with LDoc comments declares this module; LDoc takes this description from
  * client.c, the first of them it reads.)
  * @module gemini.core
  */
