@@ -62,6 +62,8 @@ static double now_s(void) {
 
 static CURLMcode drive_sockets(gm_client *c, int ms);
 
+/*** @module gemini.core */
+
 /***
  * Do the work that is ready and wait at most `wait` seconds (default 0: never block) for more.
  * Returns as soon as at least one transfer finished, nothing is in flight, or the wait is over.
