@@ -302,6 +302,8 @@ fail:
   return "curl_easy_setopt failed (unsupported option in this libcurl?)";
 }
 
+/*** @module gemini.core */
+
 /***
  * Start one HTTP exchange; never blocks. The request table has `method` (default "GET"),
  * `url` (http or https), `headers` (array of "Name: value" strings), `body` (string or nil)
