@@ -37,7 +37,7 @@ local function unb64(s)
   return table.concat(out)
 end
 
---- Page sizes per list method: { default, max }.
+-- Page sizes per list method: { default, max }.
 M.SIZES = {
   listModels = { 50, 1000 }, listTunedModels = { 10, 1000 }, listPermissions = { 10, 1000 },
   listOperations = { 10, 1000 },
