@@ -11,7 +11,7 @@ case "$set_name" in
   demo) want="$base" ;;
   test) want="$base $check luarocks" ;;
   all) want="$base $check $portable" ;;
-  docs) want="$base lua-ldoc" ;;
+  docs) want="$base lua-ldoc lua-markdown" ;;
   *) echo "tools/deps.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac
 missing=""
