@@ -3,7 +3,7 @@
  * requests at the same time against the URL given on argv[1]. gemini.core initialises libcurl
  * once (pthread_once) no matter how many states load it concurrently.
  *
- *   cc -std=c99 -o threads tests/threads.c src/[a-z]*.c -I/usr/include/lua5.4 -llua5.4 -lcurl -lpthread
+ *   cc -std=c99 -Isrc -o threads tests/threads.c src/[a-z]*.c -I/usr/include/lua5.4 -llua5.4 -lcurl -lpthread
  *   ./threads http://127.0.0.1:PORT/path     -> "thread N: 25 ok" per thread, exit status 0
  */
 #define _POSIX_C_SOURCE 200809L
@@ -14,7 +14,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "../src/gemini_core.h"
+#include "gemini_core.h"
 
 #define REQUESTS 25
 
@@ -30,7 +30,14 @@ static const char *script =
   "  while c:in_flight() > 0 do c:perform(1) end\n"
   "  for _, r in ipairs(c:completions()) do got[r.id] = r end\n"
   "  if got[a] and got[a].status == 200 and got[b] and got[b].status == 200 then ok = ok + 1\n"
-  "  else error('request ' .. i .. ' failed: ' .. tostring((got[a] or got[b] or {}).error)) end\n"
+  "  else\n"
+  "    local function d(r)\n"
+  "      if not r then return 'no result' end\n"
+  "      return ('status %s kind %s curl_code %s: %s'):format(tostring(r.status), tostring(r.kind),\n"
+  "        tostring(r.curl_code), tostring(r.error))\n"
+  "    end\n"
+  "    error('request ' .. i .. ' failed: a: ' .. d(got[a]) .. '; b: ' .. d(got[b]))\n"
+  "  end\n"
   "end\n"
   "c:close()\n"
   "return ok\n";
