@@ -54,6 +54,10 @@ demo: deps
 docs:
 	@sh tools/deps.sh docs
 	ldoc .
+	@sh tools/docs-check.sh
+
+# `make test` also checks that the reference builds without a warning.
+test: export EXTRA_SUITES += tools/docs-check.sh
 
 clean:
 	rm -rf build

@@ -9,7 +9,7 @@ check="clang libclang-rt-14-dev llvm-14 valgrind nginx openssl"
 portable="luajit libluajit-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev neovim luarocks"
 case "$set_name" in
   demo) want="$base" ;;
-  test) want="$base $check luarocks" ;;
+  test) want="$base $check luarocks lua-ldoc lua-markdown" ;;
   all) want="$base $check $portable" ;;
   docs) want="$base lua-ldoc lua-markdown" ;;
   *) echo "tools/deps.sh: unknown set '$set_name'" >&2; exit 2 ;;
