@@ -476,6 +476,8 @@ end
 
 local Codec = {}
 Codec.__index = Codec
+local WEAK_KEYS = { __mode = "k" }
+local FRESH, CLEAN = 1, 2
 
 --- Makes a JSON object over a codec (default: `M.default_codec()`).
 -- @param codec optional `{ encode =, decode =, null = }`
@@ -485,7 +487,9 @@ function M.new(codec)
   if type(codec) ~= "table" or type(codec.decode) ~= "function" then
     error("gemini: json codec must be a table with decode (and encode, null) functions", 2)
   end
-  return setmetatable({ codec = codec, null = codec.null }, Codec)
+  -- _marks (weak keys): tables this codec decoded (FRESH), and replies shape_error found clean (CLEAN)
+  return setmetatable({ codec = codec, null = codec.null, _marks = setmetatable({}, WEAK_KEYS),
+                        _trust = codec.name == "cjson" or codec.name == "vim.json" }, Codec)
 end
 
 --- Encodes any Lua value as JSON (free-form: sequences are arrays, `json.array{}` an empty array).
@@ -504,6 +508,7 @@ function Codec:decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
   local ok, v = pcall(self.codec.decode, s)
   if not ok then return nil, tostring(v) end
+  if self._trust and type(v) == "table" then self._marks[v] = FRESH end
   return v
 end
 
@@ -529,7 +534,8 @@ local function json_type(v, nulls)
 end
 
 local FLOAT_WORDS = { NaN = true, Infinity = true, ["-Infinity"] = true }
-local shape_error
+local shape_error, fast_ok, decode_needed
+local dirty = false
 
 local function value_error(f, v, nulls, path, depth)
   local t, tv = f.type, type(v)
@@ -581,6 +587,144 @@ function shape_error(name, t, nulls, path, depth)
   return nil
 end
 
+-- The same check without building a string: true when `t` fits (or is past the depth limit), false at
+-- the first misfit (shape_error then runs to name it). `trust`: arrays are known to have only the keys 1..n.
+-- Sets `dirty` when the reply holds something a shortened decode would skip: a null, an object under an
+-- unknown field, a message outside the schema, a depth past the limit.
+local K_MSG, K_INT, K_FLOAT, K_STRING, K_ENUM, K_BOOL, K_OTHER = 1, 2, 3, 4, 5, 6, 7
+local KIND_OF = { message = K_MSG, float = K_FLOAT, double = K_FLOAT, string = K_STRING, bytes = K_STRING,
+                  timestamp = K_STRING, fieldmask = K_STRING, enum = K_ENUM, bool = K_BOOL }
+for t in pairs(INT_TYPES) do KIND_OF[t] = K_INT end
+
+local plans        -- message name -> { by_json =, by_name =, kinds = { [field] = K_* }, needs = bool } or false
+
+-- needs: the decode walk changes something below the message when it holds no null (integers, Anys)
+local function build_plans()
+  plans = {}
+  for name in pairs(schema.messages) do
+    local idx = message_index(name)
+    local p = { by_json = idx.by_json, by_name = idx.by_name, kinds = {}, needs = false }
+    for _, f in ipairs(idx.fields) do
+      p.kinds[f] = KIND_OF[f.type] or K_OTHER
+      if INT_TYPES[f.type] or f.type == "any" then p.needs = true end
+    end
+    plans[name] = p
+  end
+  local changed = true
+  while changed do
+    changed = false
+    for name, p in pairs(plans) do
+      if not p.needs then
+        for _, f in ipairs(schema.messages[name].fields) do
+          local q = f.type == "message" and plans[f.message]
+          if q and q.needs then p.needs = true; changed = true; break end
+        end
+      end
+    end
+  end
+end
+
+local function plan_of(name)
+  if not plans then build_plans() end
+  return plans[name] or false
+end
+
+local function scalar_ok(kind, v)
+  local tv = type(v)
+  if kind == K_INT then
+    return (tv == "number" and v == floor(v)) or (tv == "string" and v:find("^%-?%d+$") ~= nil)
+  elseif kind == K_FLOAT then
+    return tv == "number" or (tv == "string" and FLOAT_WORDS[v] ~= nil)
+  elseif kind == K_STRING then
+    return tv == "string"
+  elseif kind == K_ENUM then
+    return tv == "string" or tv == "number"
+  elseif kind == K_BOOL then
+    return tv == "boolean"
+  end
+  return true
+end
+
+function fast_ok(name, t, nulls, depth, trust)
+  local p = plan_of(name)
+  if not p or depth > 64 then dirty = true; return true end
+  local by_json, by_name, kinds = p.by_json, p.by_name, p.kinds
+  for k, v in pairs(t) do
+    local f = type(k) == "string" and (by_json[k] or by_name[k])
+    if nulls ~= nil and v == nulls then
+      dirty = true
+    elseif not f then
+      if type(v) == "table" then dirty = true end
+    else
+      local kind = kinds[f]
+      if f.repeated then
+        if type(v) ~= "table" then return false end
+        local n = #v
+        if not trust or n == 0 then
+          for i in pairs(v) do
+            if type(i) ~= "number" then return false end
+          end
+        end
+        if kind == K_MSG then
+          local m = f.message
+          for i = 1, n do
+            local x = v[i]
+            if type(x) ~= "table" or not fast_ok(m, x, nulls, depth + 1, trust) then return false end
+          end
+        elseif kind == K_FLOAT then
+          for i = 1, n do
+            local x = v[i]
+            if type(x) ~= "number" and not (type(x) == "string" and FLOAT_WORDS[x]) then return false end
+          end
+        elseif kind == K_STRING then
+          for i = 1, n do
+            if type(v[i]) ~= "string" then return false end
+          end
+        elseif kind ~= K_OTHER then
+          for i = 1, n do
+            if not scalar_ok(kind, v[i]) then return false end
+          end
+        end
+      elseif kind == K_MSG then
+        if type(v) ~= "table" or not fast_ok(f.message, v, nulls, depth + 1, trust) then return false end
+      elseif not scalar_ok(kind, v) then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+-- decode_fields for a reply fast_ok found clean: skips the subtrees with nothing to convert
+function decode_needed(name, t, nulls)
+  local p = plan_of(name)
+  if not p then return decode_fields(name, t, nulls) end
+  if not p.needs then return t end
+  local by_json, by_name, kinds = p.by_json, p.by_name, p.kinds
+  for k, v in pairs(t) do
+    local f = by_json[k] or by_name[k]
+    if f then
+      local kind = kinds[f]
+      if f.repeated then
+        if kind == K_INT or f.type == "any" then
+          for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls) end
+        elseif kind == K_MSG then
+          local m = f.message
+          local q = plan_of(m)
+          if not q or q.needs then
+            for i = 1, #v do v[i] = decode_needed(m, v[i], nulls) end
+          end
+        end
+      elseif kind == K_INT or f.type == "any" then
+        t[k] = decode_scalar(f, v, nulls)
+      elseif kind == K_MSG then
+        t[k] = decode_needed(f.message, v, nulls)
+      end
+    end
+  end
+  return t
+end
+
 --- Checks a decoded reply against schema message `name` without changing it: repeated fields are
 -- arrays, message fields objects, numbers numbers (integers may be numeric strings), strings strings.
 -- Unknown fields and nulls pass.
@@ -589,6 +733,16 @@ end
 -- @return nil when the reply fits, else a phrase naming the first field that does not
 function Codec:shape_error(name, t)
   if type(t) ~= "table" then return "a JSON " .. json_type(t, self.null) .. ", not an object" end
+  local marks = self._marks
+  -- a table fresh from cjson / vim.json: its arrays have only the keys 1..n and its objects only string keys
+  local trust = marks[t] == FRESH
+  marks[t] = nil
+  dirty = false
+  if fast_ok(name, t, self.null, 0, trust) then
+    if not dirty then marks[t] = CLEAN end
+    return nil
+  end
+  -- a misfit (or a doubt): the walk that names the field, building paths as it goes
   return shape_error(name, t, self.null, "", 0)
 end
 
@@ -597,6 +751,13 @@ end
 -- @param t table
 -- @return t
 function Codec:decode_message(name, t)
+  local marks = self._marks
+  if type(t) == "table" and marks[t] == CLEAN then
+    -- shape_error checked this reply and saw no null, Any or unknown object in it: only the subtrees
+    -- holding integer or Any fields need the walk
+    marks[t] = nil
+    return decode_needed(name, t, self.null)
+  end
   return decode_fields(name, t, self.null)
 end
 
