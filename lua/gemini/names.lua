@@ -76,13 +76,8 @@ local function matches(form, parts)
   return true
 end
 
---- Validates a resource name of `kind` and returns it in full form.
--- @param kind one of the keys of `names.kinds`
--- @param name the user's value
--- @return full name, or nil plus a reason (a phrase without the argument position)
-function M.check(kind, name)
-  local k = M.kinds[kind]
-  if not k then error("gemini.names: unknown kind " .. tostring(kind), 2) end
+-- check without the memo (k: the kind's table)
+local function check_uncached(k, name)
   if type(name) ~= "string" then
     return nil, "expected a resource name (string), got " .. type(name)
   end
@@ -101,6 +96,32 @@ function M.check(kind, name)
     if matches(form, parts) then return full end
   end
   return nil, format("invalid name %s: expected %s", quote(name), expected)
+end
+
+-- Names that passed, per kind table: a client names the same model on every call. Bounded: emptied
+-- when it holds more than MEMO_MAX names.
+local MEMO_MAX = 256
+local memo, memo_n = setmetatable({}, { __mode = "k" }), 0
+
+--- Validates a resource name of `kind` and returns it in full form.
+-- @param kind one of the keys of `names.kinds`
+-- @param name the user's value
+-- @return full name, or nil plus a reason (a phrase without the argument position)
+function M.check(kind, name)
+  local k = M.kinds[kind]
+  if not k then error("gemini.names: unknown kind " .. tostring(kind), 2) end
+  local seen = memo[k]
+  local hit = seen and seen[name]
+  if hit then return hit end
+  local full, why = check_uncached(k, name)
+  if full then
+    if memo_n >= MEMO_MAX then memo, memo_n = setmetatable({}, { __mode = "k" }), 0 end
+    seen = memo[k]
+    if not seen then seen = {}; memo[k] = seen end
+    seen[name] = full
+    memo_n = memo_n + 1
+  end
+  return full, why
 end
 
 --- Like `check`, but raises `bad argument #pos to 'fname' (...)` at `level`.
