@@ -52,7 +52,8 @@ describe("gemini.luv adapter", function()
     uv.run("nowait")
   end)
 
-  it("keeps a 10 ms timer firing while 50 requests at --latency 200 complete, without busy polling", function()
+  it("keeps a 10 ms timer firing while 50 requests at --latency 200 complete, without busy polling #timing",
+    function()
     local base = handle_count()
     local detach = adapter.attach(client, uv)
     local ticks = 0
