@@ -66,6 +66,7 @@ local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['
               ['\r'] = '\\r', ['\t'] = '\\t' }
 
 local function quote(s)
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', function(c) return ESC[c] or format("\\u%04x", c:byte()) end) .. '"'
 end
 M.quote = quote
@@ -402,6 +403,113 @@ function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
   buf[#buf + 1] = "}"
 end
 
+-- The encoder's fast path: the same output for a body that encodes without error, no path strings and no
+-- side tables. It returns false at anything doubtful (an error, a duplicate or unknown key, a oneof set
+-- twice, a free-form value); the caller then runs encode_fields, which raises the message or encodes.
+local fast_index = {}   -- message name -> { idx =, ambiguous = bool, members = { [oneof] = { field... } } }
+
+local function fast_info(name)
+  local fi = fast_index[name]
+  if fi ~= nil then return fi end
+  local idx = message_index(name)
+  if not idx then fast_index[name] = false; return false end
+  fi = { idx = idx, ambiguous = false, members = {} }
+  for _, f in ipairs(idx.fields) do
+    local g, h = idx.by_json[f.name], idx.by_name[f.json]
+    if (g and g ~= f) or (h and h ~= f) then fi.ambiguous = true end
+    if f.oneof then
+      local m = fi.members[f.oneof] or {}
+      m[#m + 1] = f
+      fi.members[f.oneof] = m
+    end
+  end
+  fast_index[name] = fi
+  return fi
+end
+
+local fast_fields
+
+local function fast_scalar(f, v, buf, nulls)
+  local t = f.type
+  local tv = type(v)
+  if v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"; return true end
+  if t == "string" or t == "bytes" or t == "timestamp" then
+    if tv ~= "string" then return false end
+    buf[#buf + 1] = quote(v)
+  elseif INT_TYPES[t] then
+    if tv == "string" and STRING64[t] and v:match("^%-?%d+$") then buf[#buf + 1] = quote(v); return true end
+    if tv ~= "number" or not is_integral(v) or v ~= v or v == huge or v == -huge then return false end
+    local s = number(v)
+    if STRING64[t] then s = '"' .. s .. '"' end
+    buf[#buf + 1] = s
+  elseif t == "float" or t == "double" then
+    if tv ~= "number" or v ~= v or v == huge or v == -huge then return false end
+    buf[#buf + 1] = number(v)
+  elseif t == "bool" then
+    if tv ~= "boolean" then return false end
+    buf[#buf + 1] = v and "true" or "false"
+  elseif t == "enum" then
+    local e = enum_index(f.enum)
+    if tv == "string" then
+      if e and not e.by_name[v] then return false end
+      buf[#buf + 1] = quote(v)
+    elseif tv == "number" and v == v and v ~= huge and v ~= -huge and is_integral(v) then
+      buf[#buf + 1] = number(v)
+    else
+      return false
+    end
+  elseif t == "message" then
+    if tv ~= "table" then return false end
+    return fast_fields(f.message, v, buf, nulls)
+  else
+    return false
+  end
+  return true
+end
+
+function fast_fields(name, value, buf, nulls, exclude)
+  local fi = fast_info(name)
+  if not fi or fi.ambiguous or getmetatable(value) ~= nil then return false end
+  local idx = fi.idx
+  local by_json, by_name = idx.by_json, idx.by_name
+  for k in pairs(value) do
+    local f = type(k) == "string" and (by_json[k] or by_name[k]) or nil
+    if not f or (exclude and exclude[f.json]) then return false end
+    if f.name ~= f.json and value[f.json] ~= nil and value[f.name] ~= nil then return false end
+    if f.oneof then
+      for _, g in ipairs(fi.members[f.oneof]) do
+        if g ~= f and (value[g.json] ~= nil or value[g.name] ~= nil) then return false end
+      end
+    end
+  end
+  buf[#buf + 1] = "{"
+  local first = true
+  for _, f in ipairs(idx.fields) do
+    local v = value[f.json]
+    if v == nil then v = value[f.name] end
+    if v ~= nil then
+      if not first then buf[#buf + 1] = "," end
+      first = false
+      buf[#buf + 1] = quote(f.json) .. ":"
+      if f.repeated then
+        if type(v) ~= "table" or getmetatable(v) ~= nil then return false end
+        local seq, n = is_sequence(v)
+        if not seq then return false end
+        buf[#buf + 1] = "["
+        for i = 1, n do
+          if i > 1 then buf[#buf + 1] = "," end
+          if not fast_scalar(f, v[i], buf, nulls) then return false end
+        end
+        buf[#buf + 1] = "]"
+      elseif not fast_scalar(f, v, buf, nulls) then
+        return false
+      end
+    end
+  end
+  buf[#buf + 1] = "}"
+  return true
+end
+
 -- ================================================================================================
 -- Schema decoder
 
@@ -520,6 +628,8 @@ end
 function Codec:encode_message(name, value, exclude)
   if type(value) ~= "table" then error(name .. " must be a table, got " .. type(value), 0) end
   local buf = {}
+  if fast_fields(name, value, buf, self.null, exclude) then return concat(buf) end
+  buf = {}
   encode_fields(name, value, "", buf, self.null, nil, exclude)
   return concat(buf)
 end
