@@ -12,7 +12,13 @@
 -- its last argument returns the request record (a handle with `done`, `cancel`, `wait`) instead.
 -- @module gemini.client
 
-local core_ok, core = pcall(require, "gemini.core")
+-- gemini.core is loaded on the first `new` (or clock use): its dlopen (libcurl and its TLS stack) and
+-- curl_global_init are most of the time `require "gemini"` would take
+local core_ok, core
+local function load_core()
+  if core_ok == nil then core_ok, core = pcall(require, "gemini.core") end
+  return core_ok
+end
 local methods = require("gemini.methods")
 local names = require("gemini.names")
 local errors = require("gemini.errors")
@@ -43,16 +49,22 @@ local function handles_mod() return require("gemini.handles") end
 -- Clock (for retries, deadlines and operation waits)
 
 local clock, sleep
-do
-  local ok, socket = pcall(require, "socket")
-  if core_ok and type(core) == "table" and type(core.now) == "function" then
+-- picks the clock and sleep on first use (LuaSocket only when the core has none)
+local function pick_clock()
+  load_core()
+  local has_core = core_ok and type(core) == "table"
+  local ok, socket
+  if not (has_core and type(core.now) == "function" and type(core.sleep) == "function") then
+    ok, socket = pcall(require, "socket")
+  end
+  if has_core and type(core.now) == "function" then
     clock = core.now
   elseif ok and type(socket) == "table" and socket.gettime then
     clock = socket.gettime
   else
     clock = os.time
   end
-  if core_ok and type(core) == "table" and type(core.sleep) == "function" then
+  if has_core and type(core.sleep) == "function" then
     sleep = core.sleep
   elseif ok and type(socket) == "table" and socket.sleep then
     sleep = socket.sleep
@@ -63,6 +75,8 @@ do
     end
   end
 end
+clock = function() pick_clock(); return clock() end
+sleep = function(s) pick_clock(); return sleep(s) end
 --- Monotonic-ish clock in seconds (the core's, else lua-socket's, else os.time).
 function M.clock() return clock() end
 
@@ -169,7 +183,7 @@ function M.new(opts)
         type(v)), 2)
     end
   end
-  if not core_ok then error("gemini: cannot load the C core gemini.core: " .. tostring(core), 2) end
+  if not load_core() then error("gemini: cannot load the C core gemini.core: " .. tostring(core), 2) end
 
   for _, k in ipairs({ "api_key", "access_token", "user_project", "user_agent", "proxy", "ca_file", "ca_path" }) do
     if type(opts[k]) == "string" and opts[k]:find("[%z\1-\31\127]") then
@@ -540,11 +554,19 @@ local function redacted_headers(self, headers)
   return out
 end
 
+-- a client's header list plus Content-Type, made once per client (weak keys; the core only reads it)
+local BODY_HEADERS = setmetatable({}, { __mode = "k" })
+
 local function start_transfer(self, req)
   local headers = self._headers()
   if req.body then
-    headers = { unpack(headers) }
-    headers[#headers + 1] = "Content-Type: application/json"
+    local with = BODY_HEADERS[headers]
+    if not with then
+      with = { unpack(headers) }
+      with[#with + 1] = "Content-Type: application/json"
+      BODY_HEADERS[headers] = with
+    end
+    headers = with
   end
   req.attempts = req.attempts + 1
   local timeout = req.opts.timeout
@@ -593,12 +615,15 @@ local function limits_for(self, req)
   return l
 end
 
+local function info_of(self, req)   -- made only for an error
+  return { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
+end
+
 --- Turns a completion of the C core into `result, err` for the request's row.
 local function outcome(self, req, c)
-  local info = { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
   if c.error or c.kind then
     if c.kind == "timeout" and req.clamped then c.kind = "deadline" end
-    return nil, errors.from_transport(c, info, self._secrets)
+    return nil, errors.from_transport(c, info_of(self, req), self._secrets)
   end
   local status = c.status or 0
   -- compact_embeddings: the core decodes an embedding reply straight into gemini.vector values; a body
@@ -614,13 +639,13 @@ local function outcome(self, req, c)
   local decoded, derr
   if c.body and c.body ~= "" then decoded, derr = self.json:decode(c.body) end
   if status < 200 or status >= 300 then
-    return nil, errors.from_response(c, info, decoded, self._secrets)
+    return nil, errors.from_response(c, info_of(self, req), decoded, self._secrets)
   end
   local row = req.row
   if row.output == "empty" then
     if (c.body or "") ~= "" and decoded == nil then
-      return nil, errors.from_response(c, info, nil, self._secrets, "a body that is not valid JSON (" ..
-        tostring(derr) .. ")")
+      return nil, errors.from_response(c, info_of(self, req), nil, self._secrets,
+        "a body that is not valid JSON (" .. tostring(derr) .. ")")
     end
     return true
   end
@@ -633,7 +658,7 @@ local function outcome(self, req, c)
   if shape ~= "table" then
     local why = decoded == nil and ("a body that is not valid JSON" .. (derr and (" (" .. derr .. ")") or ""))
       or ("a JSON " .. shape .. " where an object was expected")
-    return nil, errors.from_response(c, info, nil, self._secrets, why)
+    return nil, errors.from_response(c, info_of(self, req), nil, self._secrets, why)
   end
   if row.output == "operation" then
     return operation_mod().from_wire(self, decoded)
@@ -646,8 +671,8 @@ local function outcome(self, req, c)
   end
   local misfit = self.json:shape_error(row.output, decoded)
   if misfit then
-    return nil, errors.from_response(c, info, nil, self._secrets, "a reply that does not fit " .. row.output ..
-      " (" .. misfit .. ")")
+    return nil, errors.from_response(c, info_of(self, req), nil, self._secrets,
+      "a reply that does not fit " .. row.output .. " (" .. misfit .. ")")
   end
   return self.json:decode_message(row.output, decoded)
 end
