@@ -13,7 +13,13 @@
 --  * integer-typed fields decode to Lua integers (where the interpreter has them); enums stay strings.
 -- @module gemini.json
 
-local schema = require("gemini.schema")
+-- gemini.schema is loaded on first use (a schema encode or decode), not by `require "gemini"`
+local schema = setmetatable({}, { __index = function(t, k)
+  local s = require("gemini.schema")
+  setmetatable(t, nil)
+  for key, v in pairs(s) do t[key] = v end
+  return s[k]
+end })
 
 local M = {}
 
@@ -706,6 +712,12 @@ local KIND_OF = { message = K_MSG, float = K_FLOAT, double = K_FLOAT, string = K
                   timestamp = K_STRING, fieldmask = K_STRING, enum = K_ENUM, bool = K_BOOL }
 for t in pairs(INT_TYPES) do KIND_OF[t] = K_INT end
 
+-- Lua types that fit a kind without a closer look (scalar_ok decides the others)
+local ANY_TYPE = { ["nil"] = true, boolean = true, number = true, string = true, table = true, userdata = true,
+                   ["function"] = true, thread = true }
+local QUICK_OK = { [K_MSG] = {}, [K_INT] = {}, [K_FLOAT] = { number = true }, [K_STRING] = { string = true },
+                   [K_ENUM] = { string = true, number = true }, [K_BOOL] = { boolean = true }, [K_OTHER] = ANY_TYPE }
+
 local plans        -- message name -> { by_json =, by_name =, kinds = { [field] = K_* }, needs = bool } or false
 
 -- needs: the decode walk changes something below the message when it holds no null (integers, Anys)
@@ -713,9 +725,10 @@ local function build_plans()
   plans = {}
   for name in pairs(schema.messages) do
     local idx = message_index(name)
-    local p = { by_json = idx.by_json, by_name = idx.by_name, kinds = {}, needs = false }
+    local p = { by_json = idx.by_json, by_name = idx.by_name, kinds = {}, quick = {}, needs = false }
     for _, f in ipairs(idx.fields) do
       p.kinds[f] = KIND_OF[f.type] or K_OTHER
+      p.quick[f] = QUICK_OK[p.kinds[f]]
       if INT_TYPES[f.type] or f.type == "any" then p.needs = true end
     end
     plans[name] = p
@@ -758,9 +771,9 @@ end
 function fast_ok(name, t, nulls, depth, trust)
   local p = plan_of(name)
   if not p or depth > 64 then dirty = true; return true end
-  local by_json, by_name, kinds = p.by_json, p.by_name, p.kinds
+  local by_json, by_name, kinds, quick = p.by_json, p.by_name, p.kinds, p.quick
   for k, v in pairs(t) do
-    local f = type(k) == "string" and (by_json[k] or by_name[k])
+    local f = by_json[k] or by_name[k]   -- (only string keys are in these indexes)
     if nulls ~= nil and v == nulls then
       dirty = true
     elseif not f then
@@ -791,13 +804,15 @@ function fast_ok(name, t, nulls, depth, trust)
             if type(v[i]) ~= "string" then return false end
           end
         elseif kind ~= K_OTHER then
+          local q = quick[f]
           for i = 1, n do
-            if not scalar_ok(kind, v[i]) then return false end
+            local x = v[i]
+            if not q[type(x)] and not scalar_ok(kind, x) then return false end
           end
         end
       elseif kind == K_MSG then
         if type(v) ~= "table" or not fast_ok(f.message, v, nulls, depth + 1, trust) then return false end
-      elseif not scalar_ok(kind, v) then
+      elseif not quick[f][type(v)] and not scalar_ok(kind, v) then
         return false
       end
     end
