@@ -61,38 +61,38 @@ static int digits(const char **qp, const char *end, uint64_t *m, int room) {
   return room;
 }
 
+/* Makes room for one more element in the array *buf of *cap elements of `size` bytes, holding `used`:
+ * starts at `first` elements and doubles, with the multiplication checked for overflow. */
+static int grow(P *p, void **buf, size_t *cap, size_t used, size_t size, size_t first) {
+  size_t nc;
+  void *nb;
+  if (used < *cap) return 0;
+  nc = *cap ? *cap : first;
+  if (*cap) {
+    if (nc > SIZE_MAX / 2 / size) return fail(p, "out of memory");
+    nc *= 2;
+  }
+  nb = realloc(*buf, nc * size);
+  if (nb == NULL) return fail(p, "out of memory");
+  *buf = nb;
+  *cap = nc;
+  return 0;
+}
+
 static int push_val(P *p, float f) {
   gm_emb *r = p->r;
-  if (r->nvals == r->capvals) {
-    size_t nc = r->capvals ? r->capvals : 1024;
-    float *nv;
-    if (r->capvals) {
-      if (nc > SIZE_MAX / 2 / sizeof(float)) return fail(p, "out of memory");
-      nc *= 2;
-    }
-    nv = (float *)realloc(r->vals, nc * sizeof(float));
-    if (nv == NULL) return fail(p, "out of memory");
-    r->vals = nv;
-    r->capvals = nc;
-  }
+  void *buf = r->vals;
+  if (grow(p, &buf, &r->capvals, r->nvals, sizeof(float), 1024) != 0) return -1;
+  r->vals = (float *)buf;
   r->vals[r->nvals++] = f;
   return 0;
 }
 
 static int push_vec(P *p, size_t off, size_t len, size_t *index) {
   gm_emb *r = p->r;
-  if (r->nvecs == r->capvecs) {
-    size_t nc = r->capvecs ? r->capvecs : 16;
-    gm_emb_vec *nv;
-    if (r->capvecs) {
-      if (nc > SIZE_MAX / 2 / sizeof(gm_emb_vec)) return fail(p, "out of memory");
-      nc *= 2;
-    }
-    nv = (gm_emb_vec *)realloc(r->vecs, nc * sizeof(gm_emb_vec));
-    if (nv == NULL) return fail(p, "out of memory");
-    r->vecs = nv;
-    r->capvecs = nc;
-  }
+  void *buf = r->vecs;
+  if (grow(p, &buf, &r->capvecs, r->nvecs, sizeof(gm_emb_vec), 16) != 0) return -1;
+  r->vecs = (gm_emb_vec *)buf;
   r->vecs[r->nvecs].off = off;
   r->vecs[r->nvecs].len = len;
   *index = r->nvecs++;
