@@ -1,19 +1,10 @@
 -- Resource handles: userdata with .name, tostring, equality, every method, and the callback form.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 
 describe("client handles", function()
-  local emu, client
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   local METHODS = {
     model = { "get", "generate_text", "generate_message", "count_message_tokens", "count_text_tokens",

@@ -3,22 +3,9 @@ local emulator = require("spec.helpers.emulator")
 local gemini = require("gemini")
 
 describe("client models", function()
-  local emu, client
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   it("list_models returns one decoded page and sends the key only in x-goog-api-key", function()
     local page, err = client:list_models { pageSize = 2 }
@@ -26,7 +13,7 @@ describe("client models", function()
     assert.equal(2, #page.models)
     assert.equal("models/chat-bison-001", page.models[1].name)
     assert.is_string(page.nextPageToken)
-    local req = journal()[1]
+    local req = emu:requests()[1]
     assert.equal("GET", req.method)
     assert.equal("/v1beta3/models", req.path)
     assert.equal("pageSize=2", req.query)
@@ -39,7 +26,7 @@ describe("client models", function()
     local c = gemini.new { api_key = "k1", base_url = emu.url .. "/", headers = { ["x-extra"] = "1" },
                            user_agent = "my-app/2", retry = false }
     assert(c:get_model("text-bison-001"))
-    local req = journal()[1]
+    local req = emu:requests()[1]
     assert.equal("1", req.headers["x-extra"])
     assert.equal("my-app/2", req.headers["user-agent"])
     assert.equal("/v1beta3/models/text-bison-001", req.path)
@@ -64,7 +51,7 @@ describe("client models", function()
   it("list_models without arguments sends no query", function()
     local page = assert(client:list_models())
     assert.is_true(#page.models >= 3)
-    assert.equal("", journal()[1].query)
+    assert.equal("", emu:requests()[1].query)
   end)
 
   it("get_model decodes integers and floats and expands a short name", function()
@@ -80,7 +67,7 @@ describe("client models", function()
     assert.equal(40, m.topK)
     assert.is_true(math.abs(m.temperature - 0.7) < 1e-6)
     assert.same({ "generateText", "countTextTokens", "createTunedTextModel" }, m.supportedGenerationMethods)
-    assert.equal("/v1beta3/models/text-bison-001", journal()[1].path)
+    assert.equal("/v1beta3/models/text-bison-001", emu:requests()[1].path)
     local full = assert(client:get_model("models/chat-bison-001"))
     assert.equal("models/chat-bison-001", full.name)
   end)
@@ -92,7 +79,7 @@ describe("client models", function()
     assert.equal(#all.models, #seen)
     for i, m in ipairs(all.models) do assert.equal(m.name, seen[i]) end
     -- one request per page (plus the list above)
-    assert.equal(#seen + 1, #journal())
+    assert.equal(#seen + 1, #emu:requests())
   end)
 
   it("get_model of an unknown model returns NOT_FOUND", function()

@@ -1,30 +1,16 @@
 -- Resource names and query values as they reach the wire.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 
 describe("client names", function()
-  local emu, client
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   it("short names get their collection on the wire", function()
     assert(client:get_model("text-bison-001"))
     client:get_tuned_model("my-model")
     client:list_permissions("tunedModels/my-model")
-    local j = journal()
+    local j = emu:requests()
     assert.equal("/v1beta3/models/text-bison-001", j[1].path)
     assert.equal("/v1beta3/tunedModels/my-model", j[2].path)
     assert.equal("/v1beta3/tunedModels/my-model/permissions", j[3].path)
@@ -51,7 +37,7 @@ describe("client names", function()
       assert.is_false(ok2)
       local ok3 = pcall(client.generate_text, client, name, { prompt = { text = "x" } })
       assert.is_false(ok3)
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
   end
 
@@ -64,13 +50,13 @@ describe("client names", function()
 
   it("percent-encodes query values", function()
     client:list_tuned_models { filter = "owner:me & readers:everyone", pageToken = "a/b+c=" }
-    local q = journal()[1].query
+    local q = emu:requests()[1].query
     assert.equal("pageToken=a%2Fb%2Bc%3D&filter=owner%3Ame%20%26%20readers%3Aeveryone", q)
   end)
 
   it("keeps an operation name whole", function()
     local _, err = client:get_operation("tunedModels/abc/operations/xyz")
-    assert.equal("/v1beta3/tunedModels/abc/operations/xyz", journal()[1].path)
+    assert.equal("/v1beta3/tunedModels/abc/operations/xyz", emu:requests()[1].path)
     assert.equal("NOT_FOUND", err.status)
     assert.is_false((pcall(client.get_operation, client, "tunedModels/abc")))
     assert.is_false((pcall(client.get_operation, client, "operations/xyz")))

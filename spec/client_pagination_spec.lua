@@ -1,14 +1,10 @@
 -- Pagination across several pages: page methods and iterators, for every list method.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 
 describe("client pagination", function()
-  local emu, client
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   local function make_tuned(id)
     local op = assert(client:create_tuned_model({
@@ -17,16 +13,6 @@ describe("client pagination", function()
     }, { tunedModelId = id }))
     return op
   end
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
 
   it("page methods follow nextPageToken by hand", function()
     for i = 1, 5 do make_tuned("tm" .. i) end
@@ -39,23 +25,23 @@ describe("client pagination", function()
     until not token
     assert.equal(3, pages)
     assert.equal(5, #names)
-    local j = journal()
+    local j = emu:requests()
     local last = j[#j]
     assert.matches("^pageSize=2&pageToken=", last.query)
   end)
 
   it("iterators walk every page lazily", function()
     for i = 1, 5 do make_tuned("it" .. i) end
-    local before = #journal()
+    local before = #emu:requests()
     local iter = client:tuned_models { pageSize = 2 }
-    assert.equal(before, #journal())     -- nothing fetched yet
+    assert.equal(before, #emu:requests())     -- nothing fetched yet
     local first = iter()
     assert.is_string(first.name)
-    assert.equal(before + 1, #journal())
+    assert.equal(before + 1, #emu:requests())
     local n = 1
     for _ in iter do n = n + 1 end
     assert.equal(5, n)
-    assert.equal(before + 3, #journal())
+    assert.equal(before + 3, #emu:requests())
     assert.is_nil(iter())               -- stays exhausted
   end)
 
@@ -114,6 +100,6 @@ describe("client pagination", function()
   it("iterators check their arguments at once", function()
     assert.is_false((pcall(client.models, client, { pageSise = 2 })))
     assert.is_false((pcall(client.permissions, client, "nope")))
-    assert.equal(0, #journal())
+    assert.equal(0, #emu:requests())
   end)
 end)

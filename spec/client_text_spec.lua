@@ -1,32 +1,18 @@
 -- Text, chat, token counting and embeddings: exact requests on the wire and decoded results.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 local cjson = require("cjson").new()
 
 describe("client text methods", function()
-  local emu, client
-
-  local function last()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j[#j]
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   it("generate_text sends the body in camelCase, proto order, empty lists as []", function()
     local res, err = client:generate_text("models/text-bison-001", {
       prompt = { text = "Write a haiku" }, temperature = 0.5, candidate_count = 2, stopSequences = {},
     })
     assert.is_nil(err)
-    local req = last()
+    local req = emu:last_request()
     assert.equal("POST", req.method)
     assert.equal("/v1beta3/models/text-bison-001:generateText", req.path)
     assert.equal('{"prompt":{"text":"Write a haiku"},"temperature":0.5,"candidateCount":2,"stopSequences":[]}',
@@ -40,9 +26,9 @@ describe("client text methods", function()
   it("generate_text accepts a prompt string and the safety shorthand", function()
     local res = assert(client:generate_text("text-bison-001", "Hello"))
     assert.is_string(res.candidates[1].output)
-    assert.equal('{"prompt":{"text":"Hello"}}', last().body)
+    assert.equal('{"prompt":{"text":"Hello"}}', emu:last_request().body)
     assert(client:generate_text("text-bison-001", { prompt = { text = "Hi" }, safety = { toxicity = "none" } }))
-    local body = cjson.decode(last().body)
+    local body = cjson.decode(emu:last_request().body)
     assert.same({ { category = "HARM_CATEGORY_TOXICITY", threshold = "BLOCK_NONE" } }, body.safetySettings)
   end)
 
@@ -53,8 +39,8 @@ describe("client text methods", function()
     })
     assert.is_nil(err)
     assert.equal('{"prompt":{"context":"Be brief","messages":[{"author":"user","content":"Hello there"}]},' ..
-      '"temperature":0.25}', last().body)
-    assert.equal("/v1beta3/models/chat-bison-001:generateMessage", last().path)
+      '"temperature":0.25}', emu:last_request().body)
+    assert.equal("/v1beta3/models/chat-bison-001:generateMessage", emu:last_request().path)
     assert.equal(1, #res.candidates)
     assert.is_string(res.candidates[1].content)
     assert.equal("Hello there", res.messages[1].content)
@@ -63,11 +49,11 @@ describe("client text methods", function()
   it("count_message_tokens and count_text_tokens return integers", function()
     local a = assert(client:count_message_tokens("chat-bison-001",
       { prompt = { messages = { { content = "How many tokens are here?" } } } }))
-    assert.equal("/v1beta3/models/chat-bison-001:countMessageTokens", last().path)
+    assert.equal("/v1beta3/models/chat-bison-001:countMessageTokens", emu:last_request().path)
     assert.is_true(a.tokenCount > 0)
     local b = assert(client:count_text_tokens("text-bison-001", { prompt = { text = "one two three" } }))
-    assert.equal('{"prompt":{"text":"one two three"}}', last().body)
-    assert.equal("/v1beta3/models/text-bison-001:countTextTokens", last().path)
+    assert.equal('{"prompt":{"text":"one two three"}}', emu:last_request().body)
+    assert.equal("/v1beta3/models/text-bison-001:countTextTokens", emu:last_request().path)
     assert.is_true(b.tokenCount > 0)
     if math.type then
       assert.equal("integer", math.type(a.tokenCount))
@@ -79,8 +65,8 @@ describe("client text methods", function()
 
   it("embed_text returns 768 floats, the same for the same text", function()
     local a = assert(client:embed_text("embedding-gecko-001", { text = "the cat" }))
-    assert.equal('{"text":"the cat"}', last().body)
-    assert.equal("/v1beta3/models/embedding-gecko-001:embedText", last().path)
+    assert.equal('{"text":"the cat"}', emu:last_request().body)
+    assert.equal("/v1beta3/models/embedding-gecko-001:embedText", emu:last_request().path)
     assert.equal(768, #a.embedding.value)
     assert.is_number(a.embedding.value[1])
     local b = assert(client:embed_text("embedding-gecko-001", "the cat"))
@@ -89,7 +75,7 @@ describe("client text methods", function()
 
   it("batch_embed_text returns one embedding per text, in order", function()
     local res = assert(client:batch_embed_text("embedding-gecko-001", { texts = { "a", "b", "a" } }))
-    assert.equal('{"texts":["a","b","a"]}', last().body)
+    assert.equal('{"texts":["a","b","a"]}', emu:last_request().body)
     assert.equal(3, #res.embeddings)
     assert.same(res.embeddings[1].value, res.embeddings[3].value)
     assert.are_not.same(res.embeddings[1].value, res.embeddings[2].value)
@@ -106,7 +92,7 @@ describe("client text methods", function()
     local res = assert(client:batch_embed_text("embedding-gecko-001", { texts = texts },
       { on_progress = function(done, total) progress[#progress + 1] = done .. "/" .. total end }))
     assert.equal(250, #res.embeddings)
-    local _, j = emu:control("GET", "/emulator/v1/requests")
+    local j = emu:requests()
     assert.equal(3, #j)
     local sizes = {}
     for i, r in ipairs(j) do sizes[i] = #cjson.decode(r.body).texts end
@@ -135,12 +121,12 @@ describe("client text methods", function()
   end)
 
   it("a misspelled field raises before any request", function()
-    local _, j0 = emu:control("GET", "/emulator/v1/requests")
+    local j0 = emu:requests()
     local ok, err = pcall(client.generate_text, client, "text-bison-001", { prompt = { text = "x" }, temprature = 1 })
     assert.is_false(ok)
     assert.matches("bad argument #2 to 'generate_text' (unknown field 'temprature' in GenerateTextRequest; " ..
       "did you mean 'temperature'?)", err, 1, true)
-    local _, j1 = emu:control("GET", "/emulator/v1/requests")
+    local j1 = emu:requests()
     assert.equal(#j0, #j1)
   end)
 
@@ -149,7 +135,7 @@ describe("client text methods", function()
       local text = client:model("text-bison-001")
       local r = assert(text:generate_text { prompt = { text = "Hi" } })
       assert.is_string(r.candidates[1].output)
-      assert.equal("/v1beta3/models/text-bison-001:generateText", last().path)
+      assert.equal("/v1beta3/models/text-bison-001:generateText", emu:last_request().path)
       assert.is_true(assert(text:count_text_tokens { prompt = { text = "a b" } }).tokenCount > 0)
       local chat = client:model("chat-bison-001")
       local m = assert(chat:generate_message { prompt = { messages = { { content = "Hello" } } } })
@@ -159,7 +145,7 @@ describe("client text methods", function()
       local emb = client:model("embedding-gecko-001")
       assert.equal(768, #assert(emb:embed_text { text = "x" }).embedding.value)
       assert.equal(2, #assert(emb:batch_embed_text { texts = { "x", "y" } }).embeddings)
-      assert.equal("/v1beta3/models/embedding-gecko-001:batchEmbedText", last().path)
+      assert.equal("/v1beta3/models/embedding-gecko-001:batchEmbedText", emu:last_request().path)
     end)
 
     it("reports misuse with the handle method's own argument positions", function()

@@ -21,27 +21,14 @@ local function tuned_body(name)
 end
 
 describe("client tuning", function()
-  local emu, client
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   it("create_tuned_model returns an operation handle that waits to ACTIVE with progress", function()
     local op, err = client:create_tuned_model(tuned_body(), { tunedModelId = "numgen" })
     assert.is_nil(err)
-    local req = journal()[1]
+    local req = emu:requests()[1]
     assert.equal("POST", req.method)
     assert.equal("/v1beta3/tunedModels", req.path)
     assert.equal("tunedModelId=numgen", req.query)
@@ -71,7 +58,7 @@ describe("client tuning", function()
     assert.equal(6, seen[#seen])
     assert.equal(100, op.metadata.completedPercent)
     -- polled with GET /v1beta3/{operation name}
-    local j = journal()
+    local j = emu:requests()
     assert.equal("GET", j[2].method)
     assert.equal("/v1beta3/" .. op.name, j[2].path)
   end)
@@ -107,7 +94,7 @@ describe("client tuning", function()
     assert.same({ op.name }, names)
     local page = assert(client:list_operations("optest", { pageSize = 5 }))
     assert.equal(op.name, page.operations[1].name)
-    assert.equal("/v1beta3/tunedModels/optest/operations", journal()[#journal()].path)
+    assert.equal("/v1beta3/tunedModels/optest/operations", emu:last_request().path)
   end)
 
   it("wait with a timeout returns DEADLINE_EXCEEDED while tuning runs", function()
@@ -130,17 +117,17 @@ describe("client tuning", function()
     assert.equal("tunedModels/cycle", tm.name)
     assert.equal("ACTIVE", tm.state)
     if math.type then assert.equal("integer", math.type(tm.tuningTask.hyperparameters.epochCount)) end
-    assert.equal("/v1beta3/tunedModels/cycle", journal()[#journal()].path)
+    assert.equal("/v1beta3/tunedModels/cycle", emu:last_request().path)
 
     local page = assert(client:list_tuned_models { pageSize = 10, filter = "owner:me" })
-    assert.equal("pageSize=10&filter=owner%3Ame", journal()[#journal()].query)
+    assert.equal("pageSize=10&filter=owner%3Ame", emu:last_request().query)
     assert.equal("tunedModels/cycle", page.tunedModels[1].name)
     local n = 0
     for m in client:tuned_models() do n = n + 1; assert.equal("tunedModels/cycle", m.name) end
     assert.equal(1, n)
 
     local up = assert(client:update_tuned_model("cycle", { description = "new words", temperature = 0.5 }))
-    local req = journal()[#journal()]
+    local req = emu:last_request()
     assert.equal("PATCH", req.method)
     assert.equal("updateMask=description%2Ctemperature", req.query)
     assert.equal('{"description":"new words","temperature":0.5}', req.body)
@@ -148,14 +135,14 @@ describe("client tuning", function()
     local up2 = assert(client:update_tuned_model("tunedModels/cycle", { displayName = "x" },
       { updateMask = "displayName" }))
     assert.equal("x", up2.displayName)
-    assert.equal("updateMask=displayName", journal()[#journal()].query)
+    assert.equal("updateMask=displayName", emu:last_request().query)
 
     local out = assert(client:generate_text("tunedModels/cycle", { prompt = { text = "5" } }))
-    assert.equal("/v1beta3/tunedModels/cycle:generateText", journal()[#journal()].path)
+    assert.equal("/v1beta3/tunedModels/cycle:generateText", emu:last_request().path)
     assert.is_string(out.candidates[1].output)
 
     assert.is_true(client:delete_tuned_model("cycle"))
-    assert.equal("DELETE", journal()[#journal()].method)
+    assert.equal("DELETE", emu:last_request().method)
     local gone, err = client:get_tuned_model("cycle")
     assert.is_nil(gone)
     assert.equal("NOT_FOUND", err.status)
@@ -187,7 +174,7 @@ describe("client tuning", function()
     local op, err = c:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" })
     assert.is_nil(err)
     assert.equal(first.name, op.name)
-    local j = journal()
+    local j = emu:requests()
     assert.equal("listOperations", j[#j].rpc)
     -- without a retry, ALREADY_EXISTS stays an error
     local _, err2 = client:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" })

@@ -7,6 +7,11 @@
 --    emu:raw("GET / HTTP/1.1\r\n\r\n", { timeout = 2 })                 --> bytes received, how it ended
 --    emu:stop()
 --
+-- In a describe block, helper.with_emulator{...} starts it in setup, resets it before each test and
+-- stops it in teardown; emu:client{...} makes a gemini client for it (key and base_url filled in);
+-- emu:requests(), emu:last_request(), emu:stats(), emu:reset(), emu:fault(rule), emu:api(...) wrap
+-- the control API and JSON calls (see each function below).
+--
 -- The emulator is spawned in the background with its stdout/stderr in temporary files; the helper waits
 -- (with a timeout) for its listening line. A watchdog shell loop kills the emulator if the test process
 -- dies without calling stop(), so no orphan survives a crashed or interrupted busted run.
@@ -16,6 +21,9 @@ local M = {}
 
 local cjson = require("cjson").new()
 local has_socket, socket = pcall(require, "socket")
+
+-- luassert (busted's assert), loaded when a helper first asserts
+local function luassert() return require("luassert") end
 
 local Emulator = {}
 Emulator.__index = Emulator
@@ -77,7 +85,14 @@ end
 -- listening line, default 10).
 -- @param opts table
 -- @return emulator object
+local launch
+
 function M.start(opts)
+  return launch(setmetatable({}, Emulator), opts)
+end
+
+-- Start the emulator process behind `self` (a fresh object, or the one with_emulator handed out).
+launch = function(self, opts)
   opts = opts or {}
   local root = repo_root()
   local args = { "--port", tostring(opts.port or 0) }
@@ -93,10 +108,13 @@ function M.start(opts)
   for i, v in ipairs(args) do quoted[i] = shquote(v) end
 
   local base = tmpbase()
-  local self = setmetatable({
-    out_file = base .. ".out", err_file = base .. ".err", pid_file = base .. ".pid", tmp = base,
-    root = root,
-  }, Emulator)
+  self.out_file, self.err_file, self.pid_file, self.tmp = base .. ".out", base .. ".err", base .. ".pid", base
+  self.root = root
+  -- the key of the first --api-key KEY[=EMAIL]: what client() and api() send unless told otherwise
+  for i, v in ipairs(args) do
+    if v == "--api-key" and args[i + 1] then self.key = args[i + 1]:match("^[^=]*"); break end
+  end
+  self.key = self.key or "k"
   local parent = my_pid()
   self.rc_file = base .. ".rc"
   local watchdog = ""
@@ -283,6 +301,76 @@ function Emulator:control(method, path, body)
   return status, raw, headers
 end
 
+--- The request journal, oldest first: `{ method, path, query, rpc, headers, body, status }` each.
+function Emulator:requests()
+  local _, j = self:control("GET", "/emulator/v1/requests")
+  return j
+end
+
+--- The newest entry of the request journal (nil when it is empty).
+function Emulator:last_request()
+  local j = self:requests()
+  return j[#j]
+end
+
+--- The emulator's request stats (`requests`, `inFlight`, `maxInFlight`, `connections`, `totalConnections`).
+function Emulator:stats()
+  local _, s = self:control("GET", "/emulator/v1/stats")
+  return s
+end
+
+--- Clear all emulator state (models, permissions, faults, rate limit, stats, journal).
+function Emulator:reset()
+  return self:control("POST", "/emulator/v1/reset")
+end
+
+--- Add one fault rule; asserts that the emulator took it (200).
+function Emulator:fault(rule)
+  local status, body = self:control("POST", "/emulator/v1/faults", { rules = { rule } })
+  luassert().equal(200, status, cjson.encode(body))
+end
+
+--- A JSON exchange: `body` a table (encoded) or a string; `headers` as for request().
+-- @return status, decoded body (nil when not JSON), raw body, headers
+function Emulator:json(method, path, headers, body)
+  if type(body) == "table" then body = cjson.encode(body) end
+  local status, hdrs, raw = self:request{ method = method, path = path, headers = headers or {}, body = body }
+  local ok, decoded = pcall(cjson.decode, raw)
+  return status, ok and decoded or nil, raw, hdrs
+end
+
+--- An API call with `x-goog-api-key: key` (default: the emulator's first --api-key); see json().
+function Emulator:api(method, path, body, key)
+  return self:json(method, path, { ["x-goog-api-key"] = key or self.key }, body)
+end
+
+--- A gemini client for this emulator: `opts` as for gemini.new, with `api_key` (default: the first
+-- --api-key) and `base_url` (default: emu.url) filled in when absent. Nothing else is defaulted
+-- (pass `retry = false` yourself). Under with_emulator, a client still alive at teardown is closed there.
+function Emulator:client(opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.api_key == nil then o.api_key = self.key end
+  if o.base_url == nil then o.base_url = self.url end
+  local c = require("gemini").new(o)
+  if self.clients then self.clients[c] = true end
+  return c
+end
+
+--- client(opts) with debug hooks that record every attempt and every retry decision: returns
+-- `{ client =, requests = { info... }, responses = { info... }, retries = { info... } }` (the infos
+-- given to on_request, on_response and on_retry, in order).
+function Emulator:traced(opts)
+  local t = { requests = {}, retries = {}, responses = {} }
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.on_request = function(info) t.requests[#t.requests + 1] = info end
+  o.on_response = function(info) t.responses[#t.responses + 1] = info end
+  o.on_retry = function(info) t.retries[#t.retries + 1] = info end
+  t.client = self:client(o)
+  return t
+end
+
 --- Open a LuaSocket TCP connection to the emulator (for raw HTTP tests). Needs LuaSocket.
 function Emulator:connect(timeout)
   assert(has_socket, "LuaSocket is required for raw connections")
@@ -313,6 +401,44 @@ function Emulator:raw(data, opts)
   c:close()
   return table.concat(parts), why
 end
+
+--- For a describe block: an emulator started in its setup (with start's options), reset before each
+-- test, and stopped in its teardown (after closing the clients its client() made that are still
+-- alive). Returns the emulator object at once; its url, port... are there from setup on.
+-- Extra options: `reset = false` (no reset before each test), `stats_reset = true` (also
+-- POST /emulator/v1/stats/reset before each test).
+--
+--    describe("...", function()
+--      local emu = helper.with_emulator { "--api-key", "k1=alice@example.com" }
+--      local client
+--      setup(function() client = emu:client { retry = false } end)
+--      it("...", function()
+--        assert(client:get_model("text-bison-001"))
+--        assert.equal("GET", emu:last_request().method)
+--      end)
+--    end)
+function M.with_emulator(opts)
+  opts = opts or {}
+  local busted = require("busted")
+  local emu = setmetatable({ clients = setmetatable({}, { __mode = "k" }) }, Emulator)
+  busted.setup(function() launch(emu, opts) end)
+  busted.teardown(function()
+    for c in pairs(emu.clients) do c:close() end
+    if emu.pid then emu:stop() end
+  end)
+  if opts.reset ~= false or opts.stats_reset then
+    busted.before_each(function()
+      if opts.reset ~= false then emu:reset() end
+      if opts.stats_reset then emu:control("POST", "/emulator/v1/stats/reset") end
+    end)
+  end
+  return emu
+end
+
+--- Small tools for specs that run processes and read files.
+M.shquote, M.readfile, M.execute = shquote, readfile, execute
+--- The repository root (no trailing slash; "." when run from there).
+M.root = repo_root
 
 --- Decode a JSON string with the helper's private cjson (errors on invalid JSON).
 M.decode = function(s) return cjson.decode(s) end
