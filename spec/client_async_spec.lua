@@ -4,20 +4,10 @@ local gemini = require("gemini")
 local unpack = table.unpack or unpack  -- luacheck: ignore 143
 
 describe("client callbacks", function()
-  local emu, client
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "0" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false, max_in_flight = 4 }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-    emu:control("POST", "/emulator/v1/stats/reset")
-  end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "0",
+                                      stats_reset = true }
+  local client
+  setup(function() client = emu:client { retry = false, max_in_flight = 4 } end)
 
   it("overlap up to max_in_flight, the rest queue in order", function()
     local slow = emulator.start { "--api-key", "k1=alice@example.com", "--latency", "200" }
@@ -32,7 +22,7 @@ describe("client callbacks", function()
     assert.equal(10, c:poll(0))
     c:run()
     assert.equal(10, #order)
-    local _, stats = slow:control("GET", "/emulator/v1/stats")
+    local stats = slow:stats()
     assert.equal(4, stats.maxInFlight)
     c:close()
     slow:stop()

@@ -19,22 +19,12 @@ local function same_values(tbl, vec)
 end
 
 describe("compact_embeddings", function()
-  local emu, plain, compact
+  local emu = helper.with_emulator{}
+  local plain, compact
 
   setup(function()
-    emu = helper.start{}
-    plain = gemini.new{ base_url = emu.url, api_key = "k" }
-    compact = gemini.new{ base_url = emu.url, api_key = "k", compact_embeddings = true }
-  end)
-
-  teardown(function()
-    if plain then plain:close() end
-    if compact then compact:close() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
+    plain = emu:client{}
+    compact = emu:client{ compact_embeddings = true }
   end)
 
   it("embed_text: the client option gives a gemini.vector equal to the table", function()
@@ -106,19 +96,12 @@ describe("compact_embeddings", function()
 end)
 
 describe("gemini.index with compact vectors", function()
-  local emu, client
+  local emu = helper.with_emulator{ reset = false }
+  local client
   local TEXTS = { "Lua is a small scripting language.", "Paris is the capital of France.",
                   "Coffee is brewed from roasted beans.", "Tuning adapts a model with examples." }
 
-  setup(function()
-    emu = helper.start{}
-    client = gemini.new{ base_url = emu.url, api_key = "k" }
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  setup(function() client = emu:client{} end)
 
   it("ranks and scores as the table index does; save and load convert both ways", function()
     assert.is_true(gemini.index.compact)

@@ -4,27 +4,10 @@ local emulator = require("spec.helpers.emulator")
 local gemini = require("gemini")
 
 describe("client errors", function()
-  local emu, client
   local KEY = "k1-secret-4f9a"
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function fault(rule)
-    local status = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-    assert.equal(200, status)
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com" }
-    client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   describe("from the API", function()
     it("a bad key gives INVALID_ARGUMENT with reason API_KEY_INVALID, key never shown", function()
@@ -40,7 +23,7 @@ describe("client errors", function()
       assert.equal("/v1beta3/models/text-bison-001", err.path)
       assert.is_nil(tostring(err):find("wrong-key-77", 1, true))
       assert.is_nil(tostring(bad):find("wrong-key-77", 1, true))
-      local req = journal()[1]
+      local req = emu:requests()[1]
       assert.equal("wrong-key-77", req.headers["x-goog-api-key"])
       assert.is_nil(req.query:find("key", 1, true))
       bad:close()
@@ -51,7 +34,7 @@ describe("client errors", function()
       local _, err = anon:list_models()
       assert.equal(403, err.code)
       assert.equal("PERMISSION_DENIED", err.status)
-      assert.is_nil(journal()[1].headers["x-goog-api-key"])
+      assert.is_nil(emu:requests()[1].headers["x-goog-api-key"])
       anon:close()
     end)
 
@@ -59,7 +42,7 @@ describe("client errors", function()
       local oauth = gemini.new { api_key = false, access_token = "tok-XYZ-1", user_project = "proj-1",
                                  base_url = emu.url, retry = false }
       local _, err = oauth:list_models()
-      local req = journal()[1]
+      local req = emu:requests()[1]
       assert.equal("Bearer tok-XYZ-1", req.headers["authorization"])
       assert.equal("proj-1", req.headers["x-goog-user-project"])
       assert.equal("UNAUTHENTICATED", err.status)
@@ -81,10 +64,10 @@ describe("client errors", function()
     end)
 
     it("an injected error carries status, message, details and reason", function()
-      fault { match = { method = "generateText" }, action = "error", status = 503, errorStatus = "UNAVAILABLE",
-              message = "The service is currently unavailable.",
-              details = { { ["@type"] = "type.googleapis.com/google.rpc.ErrorInfo", reason = "BACKEND_DOWN",
-                            domain = "googleapis.com" } } }
+      emu:fault { match = { method = "generateText" }, action = "error", status = 503, errorStatus = "UNAVAILABLE",
+                  message = "The service is currently unavailable.",
+                  details = { { ["@type"] = "type.googleapis.com/google.rpc.ErrorInfo", reason = "BACKEND_DOWN",
+                                domain = "googleapis.com" } } }
       local _, err = client:generate_text("text-bison-001", { prompt = { text = "x" } })
       assert.equal(503, err.code)
       assert.equal("UNAVAILABLE", err.status)
@@ -94,8 +77,8 @@ describe("client errors", function()
     end)
 
     it("429 carries retry_after", function()
-      fault { match = { method = "listModels" }, action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED",
-              message = "Quota exceeded", retryAfter = 2 }
+      emu:fault { match = { method = "listModels" }, action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED",
+                  message = "Quota exceeded", retryAfter = 2 }
       local _, err = client:list_models()
       assert.equal(429, err.code)
       assert.equal("RESOURCE_EXHAUSTED", err.status)
@@ -115,7 +98,7 @@ describe("client errors", function()
 
   describe("from a broken reply", function()
     it("an HTML page from a proxy gives the HTTP status and an excerpt", function()
-      fault { match = { method = "getModel" }, action = "html", status = 502 }
+      emu:fault { match = { method = "getModel" }, action = "html", status = 502 }
       local res, err = client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal(502, err.code)
@@ -125,7 +108,7 @@ describe("client errors", function()
     end)
 
     it("invalid JSON in a 200 reply is an error, not a crash", function()
-      fault { match = { method = "generateText" }, action = "invalid_json" }
+      emu:fault { match = { method = "generateText" }, action = "invalid_json" }
       local res, err = client:generate_text("text-bison-001", { prompt = { text = "x" } })
       assert.is_nil(res)
       assert.equal(200, err.code)
@@ -135,7 +118,7 @@ describe("client errors", function()
     end)
 
     it("a truncated body is UNAVAILABLE with the HTTP status", function()
-      fault { match = { method = "getModel" }, action = "truncate" }
+      emu:fault { match = { method = "getModel" }, action = "truncate" }
       local res, err = client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("UNAVAILABLE", err.status)
@@ -145,7 +128,7 @@ describe("client errors", function()
     end)
 
     it("a connection reset is UNAVAILABLE without an HTTP code", function()
-      fault { match = { method = "getModel" }, action = "reset" }
+      emu:fault { match = { method = "getModel" }, action = "reset" }
       local res, err = client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.is_nil(err.code)
@@ -155,8 +138,8 @@ describe("client errors", function()
     end)
 
     it("a slow reply hits the timeout: DEADLINE_EXCEEDED naming the limit", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, timeout = 0.3 }
-      fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
+      local c = emu:client { retry = false, timeout = 0.3 }
+      emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
       local res, err = c:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("DEADLINE_EXCEEDED", err.status)
@@ -166,8 +149,8 @@ describe("client errors", function()
     end)
 
     it("a stalled reply hits stall_timeout", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, stall_timeout = 1 }
-      fault { match = { method = "getModel" }, action = "drip", dripBytes = 1, dripIntervalMs = 3000 }
+      local c = emu:client { retry = false, stall_timeout = 1 }
+      emu:fault { match = { method = "getModel" }, action = "drip", dripBytes = 1, dripIntervalMs = 3000 }
       local res, err = c:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("DEADLINE_EXCEEDED", err.status)
@@ -177,8 +160,8 @@ describe("client errors", function()
     end)
 
     it("a total deadline bounds the attempt: DEADLINE_EXCEEDED naming the deadline", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false, deadline = 0.3 }
-      fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
+      local c = emu:client { retry = false, deadline = 0.3 }
+      emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 3000 }
       local res, err = c:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("DEADLINE_EXCEEDED", err.status)
@@ -198,8 +181,8 @@ describe("client errors", function()
     end)
 
     it("iterators raise the error object", function()
-      fault { match = { method = "listModels" }, action = "error", status = 500, errorStatus = "INTERNAL",
-              message = "boom" }
+      emu:fault { match = { method = "listModels" }, action = "error", status = 500, errorStatus = "INTERNAL",
+                  message = "boom" }
       local ok, err = pcall(function() for _ in client:models() do end end)
       assert.is_false(ok)
       assert.is_true(gemini.is_error(err))
@@ -210,38 +193,38 @@ describe("client errors", function()
 
   describe("retries", function()
     it("retry a 503 and succeed, by default", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01, max_attempts = 3 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, errorStatus = "UNAVAILABLE" }
+      local c = emu:client { retry = { initial = 0.01, max_attempts = 3 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, errorStatus = "UNAVAILABLE" }
       assert(c:get_model("text-bison-001"))
-      assert.equal(2, #journal())
+      assert.equal(2, #emu:requests())
       c:close()
     end)
 
     it("retry a reply cut short for a call without side effects", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01 } }
-      fault { match = { method = "getModel" }, action = "truncate" }
+      local c = emu:client { retry = { initial = 0.01 } }
+      emu:fault { match = { method = "getModel" }, action = "truncate" }
       assert.equal("models/text-bison-001", assert(c:get_model("text-bison-001")).name)
-      assert.equal(2, #journal())
+      assert.equal(2, #emu:requests())
       c:close()
     end)
 
     it("give up after max_attempts with err.attempts", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01, max_attempts = 3 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
+      local c = emu:client { retry = { initial = 0.01, max_attempts = 3 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
       local _, err = c:get_model("text-bison-001")
       assert.equal(503, err.code)
       assert.equal(3, err.attempts)
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       c:close()
     end)
 
     it("report each retry and its delay to on_retry, honouring Retry-After", function()
       local seen = {}
-      local c = gemini.new { api_key = KEY, base_url = emu.url, on_retry = function(info) seen[#seen + 1] = info end,
+      local c = emu:client { on_retry = function(info) seen[#seen + 1] = info end,
                              retry = { initial = 0.01, max_delay = 0.05, max_attempts = 4 } }
-      fault { match = { method = "getModel" }, action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED",
-              retryAfter = 1 }
-      fault { match = { method = "getModel" }, action = "error", status = 500, errorStatus = "INTERNAL" }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 429, errorStatus = "RESOURCE_EXHAUSTED",
+                  retryAfter = 1 }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 500, errorStatus = "INTERNAL" }
       assert(c:get_model("text-bison-001"))
       assert.equal(2, #seen)
       assert.equal(1, seen[1].attempt)
@@ -249,50 +232,49 @@ describe("client errors", function()
       assert.equal(1, seen[1].delay)            -- the server asked for 1 s
       assert.equal(500, seen[2].err.code)
       assert.is_true(seen[2].delay <= 0.02)     -- full jitter under initial * multiplier
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       c:close()
     end)
 
     it("stop retrying at the deadline #timing", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, deadline = 2.5,
-                             retry = { initial = 1, multiplier = 1, max_attempts = 50 } }
+      local c = emu:client { deadline = 2.5, retry = { initial = 1, multiplier = 1, max_attempts = 50 } }
       -- the server asks for >= 1 s between attempts, so at most 3 fit in 2.5 s (jitter alone could
       -- draw tiny delays and let more through); the third starts at about 2 s, which leaves a loaded machine
       -- 0.5 s for a local reply (an attempt cut short by the deadline would be DEADLINE_EXCEEDED instead)
-      fault { match = { method = "getModel" }, action = "error", status = 503, times = 0,
-              details = { { ["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "1s" } } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, times = 0,
+                  details = { { ["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "1s" } } }
       local _, err = c:get_model("text-bison-001")
       assert.equal(503, err.code, err and tostring(err))
-      local n = #journal()
+      local n = #emu:requests()
       assert.is_true(n >= 2, n .. " attempts")   -- it did retry ...
       assert.is_true(n < 5, n .. " attempts")    -- ... and stopped at the deadline, far below max_attempts
       c:close()
     end)
 
     it("honour a per-call retry = false", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503 }
+      local c = emu:client { retry = { initial = 0.01 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503 }
       local _, err = c:get_model("text-bison-001", { retry = false })
       assert.equal(503, err.code)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       c:close()
     end)
 
     it("do not retry a create_permission on 503 (side effects)", function()
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01, max_attempts = 3 } }
-      fault { match = { method = "createPermission" }, action = "error", status = 503, times = 0 }
+      local c = emu:client { retry = { initial = 0.01, max_attempts = 3 } }
+      emu:fault { match = { method = "createPermission" }, action = "error", status = 503, times = 0 }
       local _, err = c:create_permission("corpora/c", { granteeType = "EVERYONE", role = "READER" })
       assert.equal(503, err.code)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       c:close()
     end)
   end)
 
   describe("secrets", function()
     it("are redacted from messages and details the server echoes", function()
-      fault { match = { method = "getModel" }, action = "error", status = 400, errorStatus = "INVALID_ARGUMENT",
-              message = "Invalid API key: " .. KEY,
-              details = { { ["@type"] = "type.googleapis.com/google.rpc.DebugInfo", detail = "key=" .. KEY } } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 400, errorStatus = "INVALID_ARGUMENT",
+                  message = "Invalid API key: " .. KEY,
+                  details = { { ["@type"] = "type.googleapis.com/google.rpc.DebugInfo", detail = "key=" .. KEY } } }
       local _, err = client:get_model("text-bison-001")
       assert.equal("Invalid API key: [REDACTED]", err.message)
       assert.is_nil(err.details[1].detail:find(KEY, 1, true))
@@ -308,8 +290,7 @@ describe("client errors", function()
 
     it("are redacted in the debug hooks", function()
       local seen
-      local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
-                             on_request = function(info) seen = info end }
+      local c = emu:client { retry = false, on_request = function(info) seen = info end }
       assert(c:get_model("text-bison-001"))
       for _, h in ipairs(seen.headers) do assert.is_nil(h:find(KEY, 1, true)) end
       assert.is_nil(seen.url:find(KEY, 1, true))
@@ -336,7 +317,7 @@ describe("client errors", function()
       raises("bad argument #2 to 'get_model' (unexpected argument", client.get_model, client, "a", "b")
       raises("bad argument #2 to 'update_permission' (nothing to update", client.update_permission, client,
         "corpora/c/permissions/p", {})
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
 
     it("for bad names", function()
@@ -348,7 +329,7 @@ describe("client errors", function()
         "corpora/{id})", client.create_permission, client, "shared", {})
       raises("bad argument #1 to 'generate_message' (invalid name \"tunedModels/x\": expected models/{id})",
         client.generate_message, client, "tunedModels/x", { prompt = { messages = {} } })
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
 
     it("for bad options of gemini.new", function()

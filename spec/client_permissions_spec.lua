@@ -1,29 +1,15 @@
 -- Permissions on tunedModels/* and corpora/*, and transfer_ownership, against the emulator.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 
 describe("client permissions", function()
-  local emu, alice, bob
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function last() local j = journal(); return j[#j] end
-
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
+                                      "--tuning-step-ms", "5" }
+  local alice, bob
   setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
-                           "--tuning-step-ms", "5" }
-    alice = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-    bob = gemini.new { api_key = "k2", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    alice:close()
-    bob:close()
-    emu:stop()
+    alice = emu:client { retry = false }
+    bob = emu:client { api_key = "k2", retry = false }
   end)
   before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
     local op = assert(alice:create_tuned_model({
       displayName = "shared", baseModel = "models/text-bison-001",
       tuningTask = { trainingData = { examples = { examples = { { textInput = "a", output = "b" } } } } },
@@ -37,7 +23,7 @@ describe("client permissions", function()
 
     local p = assert(alice:create_permission("tunedModels/shared",
       { granteeType = "USER", emailAddress = "bob@example.com", role = "READER" }))
-    local req = last()
+    local req = emu:last_request()
     assert.equal("POST", req.method)
     assert.equal("/v1beta3/tunedModels/shared/permissions", req.path)
     assert.equal('{"granteeType":"USER","emailAddress":"bob@example.com","role":"READER"}', req.body)
@@ -51,7 +37,7 @@ describe("client permissions", function()
     assert.equal("bob@example.com", got.emailAddress)
 
     local page = assert(alice:list_permissions("tunedModels/shared", { pageSize = 1 }))
-    assert.equal("pageSize=1", last().query)
+    assert.equal("pageSize=1", emu:last_request().query)
     assert.equal(1, #page.permissions)
     assert.is_string(page.nextPageToken)
     local all = {}
@@ -60,13 +46,13 @@ describe("client permissions", function()
     assert.same({ "OWNER", "READER" }, all)
 
     local up = assert(alice:update_permission(p.name, { role = "WRITER" }))
-    assert.equal("PATCH", last().method)
-    assert.equal("updateMask=role", last().query)
-    assert.equal('{"role":"WRITER"}', last().body)
+    assert.equal("PATCH", emu:last_request().method)
+    assert.equal("updateMask=role", emu:last_request().query)
+    assert.equal('{"role":"WRITER"}', emu:last_request().body)
     assert.equal("WRITER", up.role)
 
     assert.is_true(alice:delete_permission(p.name))
-    assert.equal("DELETE", last().method)
+    assert.equal("DELETE", emu:last_request().method)
     local gone, err = alice:get_permission(p.name)
     assert.is_nil(gone)
     assert.equal("NOT_FOUND", err.status)
@@ -77,7 +63,7 @@ describe("client permissions", function()
   it("works the same on corpora", function()
     local p = assert(alice:create_permission("corpora/my-corpus",
       { granteeType = "GROUP", emailAddress = "team@example.com", role = "READER" }))
-    assert.equal("/v1beta3/corpora/my-corpus/permissions", last().path)
+    assert.equal("/v1beta3/corpora/my-corpus/permissions", emu:last_request().path)
     assert.matches("^corpora/my%-corpus/permissions/", p.name)
     assert.equal("READER", assert(alice:get_permission(p.name)).role)
     local n = 0
@@ -120,8 +106,8 @@ describe("client permissions", function()
     assert(alice:create_permission("tunedModels/shared",
       { granteeType = "USER", emailAddress = "bob@example.com", role = "READER" }))
     assert.is_true(alice:transfer_ownership("tunedModels/shared", { emailAddress = "bob@example.com" }))
-    assert.equal("/v1beta3/tunedModels/shared:transferOwnership", last().path)
-    assert.equal('{"emailAddress":"bob@example.com"}', last().body)
+    assert.equal("/v1beta3/tunedModels/shared:transferOwnership", emu:last_request().path)
+    assert.equal('{"emailAddress":"bob@example.com"}', emu:last_request().body)
     -- alice is no longer the owner: she cannot delete it; bob can
     local ok, err = alice:delete_tuned_model("shared")
     assert.is_nil(ok)

@@ -5,20 +5,12 @@ local helper = require("spec.helpers.emulator")
 local cjson = require("cjson").new()
 
 describe("chat sessions", function()
-  local emu, client
-
-  setup(function()
-    emu = helper.start{}
-    client = gemini.new{ base_url = emu.url, api_key = "chat-key" }
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  local emu = helper.with_emulator{ reset = false }
+  local client
+  setup(function() client = emu:client{ api_key = "chat-key" } end)
 
   local function last_request(rpc)
-    local _, journal = emu:control("GET", "/emulator/v1/requests")
+    local journal = emu:requests()
     for i = #journal, 1, -1 do
       if journal[i].path:find(":" .. rpc, 1, true) then return cjson.decode(journal[i].body) end
     end

@@ -11,30 +11,18 @@ local DOCS = {
 }
 
 describe("gemini.index", function()
-  local emu, client
-
-  setup(function()
-    emu = helper.start{}
-    client = gemini.new{ base_url = emu.url, api_key = "index-key" }
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  local emu = helper.with_emulator{}
+  local client
+  setup(function() client = emu:client{ api_key = "index-key" } end)
 
   local function embed_calls()
-    local _, journal = emu:control("GET", "/emulator/v1/requests")
+    local journal = emu:requests()
     local sizes = {}
     for _, r in ipairs(journal) do
       if r.path:find(":batchEmbedText", 1, true) then sizes[#sizes + 1] = #cjson.decode(r.body).texts end
     end
     return sizes
   end
-
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-  end)
 
   it("ranks the texts sharing the query's meaning first, with scores best first", function()
     local idx = gemini.index.new(client, { model = "models/embedding-gecko-001" })
@@ -78,7 +66,7 @@ describe("gemini.index", function()
     local path = os.tmpname()
     assert.is_true(idx:save(path))
     local before = assert(idx:search("roasted coffee beans", 4))
-    emu:control("POST", "/emulator/v1/reset")
+    emu:reset()
     local loaded = assert(gemini.index.load(client, path))
     os.remove(path)
     assert.are.equal(5, loaded:size())
