@@ -7,25 +7,15 @@ local C = require("gemini.client")
 
 local KEY = "lifecycle-key-1"
 
-local function journal(emu)
-  local _, j = emu:control("GET", "/emulator/v1/requests")
-  return j
-end
-
 describe("request life cycle", function()
-  local emu
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com", latency = 200,
+                                      "--tuning-step-ms", "30" }
 
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com", latency = 200, "--tuning-step-ms", "30" }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
-
+  -- a client with the key KEY, retry = false unless given
   local function new(opts)
     opts = opts or {}
-    opts.api_key, opts.base_url = KEY, emu.url
     if opts.retry == nil then opts.retry = false end
-    return gemini.new(opts)
+    return emu:client(opts)
   end
 
   describe("cancel", function()
@@ -68,7 +58,7 @@ describe("request life cycle", function()
       assert.equal("CANCELLED", errs[2].status)
       assert.is_nil(errs[1])
       assert.is_nil(errs[3])
-      local j = journal(emu)
+      local j = emu:requests()
       assert.equal(2, #j)
       assert.equal('{"prompt":{"text":"queued 1"}}', j[1].body)
       assert.equal('{"prompt":{"text":"queued 3"}}', j[2].body)
@@ -84,7 +74,7 @@ describe("request life cycle", function()
       local err
       local req = client:get_model("text-bison-001", function(_, e) err = e end)
       local polls = 0
-      while #journal(emu) < 1 and polls < 100 do client:poll(0.05); polls = polls + 1 end
+      while #emu:requests() < 1 and polls < 100 do client:poll(0.05); polls = polls + 1 end
       client:poll(0.3)                         -- the 503 is in; the retry waits its back-off (5 s)
       assert.is_false(req:done())
       local t0 = C.clock()
@@ -92,7 +82,7 @@ describe("request life cycle", function()
       client:run()
       assert.is_true(C.clock() - t0 < 2.5)     -- nothing left to wait for (not the 5 s back-off)
       assert.equal("CANCELLED", err.status)
-      assert.equal(1, #journal(emu))
+      assert.equal(1, #emu:requests())
       client:close()
     end)
 
@@ -186,7 +176,7 @@ describe("request life cycle", function()
       local polls, s = 0
       repeat
         client:poll(0.02)
-        s = select(2, emu:control("GET", "/emulator/v1/stats"))
+        s = emu:stats()
         polls = polls + 1
       until s.requests == 4 or polls > 200
       assert.equal(4, s.requests)
@@ -194,7 +184,7 @@ describe("request life cycle", function()
       -- ... then wait, without driving, until it has answered them all: the replies are in the socket buffers
       repeat
         C.sleep(0.05)
-        s = select(2, emu:control("GET", "/emulator/v1/stats"))
+        s = emu:stats()
         polls = polls + 1
       until s.inFlight == 0 or polls > 400
       assert.equal(0, s.inFlight)
@@ -251,7 +241,7 @@ describe("request life cycle", function()
       end
       -- 1: waiting out a retry back-off (5 s) once its 503 is in
       reqs[1] = client:count_text_tokens("text-bison-001", { prompt = { text = "retry me" } }, cb(1))
-      while #journal(emu) < 1 do client:poll(0.05) end
+      while #emu:requests() < 1 do client:poll(0.05) end
       client:poll(0.1)
       -- 2, 3: in flight (max_in_flight = 2); 4, 5: queued; 6: a split batch_embed_text (3 parts) queued
       for i = 2, 5 do reqs[i] = client:get_model("text-bison-001", cb(i)) end

@@ -84,17 +84,10 @@ local function scenario(client, call)
 end
 
 describe("callback form", function()
-  local emu, client
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
-      "--tuning-step-ms", "0" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
+    "--tuning-step-ms", "0", reset = false }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   local function blocking(obj, m, ...)
     return obj[m](obj, ...)
@@ -115,12 +108,12 @@ describe("callback form", function()
   end
 
   it("gives exactly what the blocking call gives, for every method (results and errors)", function()
-    emu:control("POST", "/emulator/v1/reset")
+    emu:reset()
     local want = scenario(client, blocking)
-    local _, journal_b = emu:control("GET", "/emulator/v1/requests")
-    emu:control("POST", "/emulator/v1/reset")
+    local journal_b = emu:requests()
+    emu:reset()
     local got = scenario(client, async)
-    local _, journal_a = emu:control("GET", "/emulator/v1/requests")
+    local journal_a = emu:requests()
 
     -- every REST method of the table was called
     local called = {}

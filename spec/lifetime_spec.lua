@@ -15,18 +15,10 @@ local function full_gc()
 end
 
 describe("lifetime", function()
-  local emu, slow, client
-
-  setup(function()
-    emu = emulator.start { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "0" }
-    slow = emulator.start { "--api-key", "k1=alice@example.com", "--latency", "400" }
-    client = gemini.new { api_key = "k1", base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-    slow:stop()
-  end)
+  local emu = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--tuning-step-ms", "0", reset = false }
+  local slow = emulator.with_emulator { "--api-key", "k1=alice@example.com", "--latency", "400", reset = false }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   local function new_client(url, extra)
     local opts = { api_key = "k1", base_url = url or emu.url, retry = false }

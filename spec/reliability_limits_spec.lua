@@ -5,7 +5,6 @@ local emulator = require("spec.helpers.emulator")
 local rogue = require("spec.helpers.rogue_server")
 local gemini = require("gemini")
 local socket = require("socket")
-local cjson = require("cjson").new()
 
 local KEY = "lk-93ab-limits-secret"
 local FAST = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 4 }
@@ -19,32 +18,8 @@ local function rss_kb()
 end
 
 describe("reliability: limits", function()
-  local emu
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function fault(rule)
-    local status, body = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-    assert.equal(200, status, cjson.encode(body))
-  end
-  local function traced(opts)
-    local t = { requests = {}, retries = {}, responses = {} }
-    opts.api_key = opts.api_key or KEY
-    opts.base_url = opts.base_url or emu.url
-    opts.on_request = function(info) t.requests[#t.requests + 1] = info end
-    opts.on_response = function(info) t.responses[#t.responses + 1] = info end
-    opts.on_retry = function(info) t.retries[#t.retries + 1] = info end
-    t.client = gemini.new(opts)
-    return t
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "5" }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  -- emu:traced{...}: a client (key KEY) whose hooks record every attempt and every retry decision
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "5" }
 
   describe("timeouts", function()
     -- A loopback listener that never accepts, with its backlog filled: the kernel drops further SYNs,
@@ -70,7 +45,7 @@ describe("reliability: limits", function()
     end)
 
     it("connect_timeout: DEADLINE_EXCEEDED naming connect_timeout, bounded", function()
-      local t = traced { base_url = bh_url, retry = false, connect_timeout = 0.4, timeout = 30 }
+      local t = emu:traced { base_url = bh_url, retry = false, connect_timeout = 0.4, timeout = 30 }
       local started = socket.gettime()
       local res, err = t.client:list_models()
       assert.is_true(socket.gettime() - started < 10)   -- a hang is what this guards against
@@ -84,7 +59,7 @@ describe("reliability: limits", function()
     end)
 
     it("connect_timeout is retried, even for a side-effecting POST (the request never left)", function()
-      local t = traced { base_url = bh_url, retry = { initial = 0.001, max_attempts = 2 }, connect_timeout = 0.3 }
+      local t = emu:traced { base_url = bh_url, retry = { initial = 0.001, max_attempts = 2 }, connect_timeout = 0.3 }
       local _, err = t.client:create_permission("corpora/c", { granteeType = "EVERYONE", role = "READER" })
       assert.equal("connect_timeout", err.kind)
       assert.equal(2, err.attempts)
@@ -93,8 +68,8 @@ describe("reliability: limits", function()
     end)
 
     it("timeout bounds each attempt: DEADLINE_EXCEEDED naming timeout", function()
-      local t = traced { retry = { initial = 0.001, max_attempts = 2 }, timeout = 0.3 }
-      fault { match = { method = "getModel" }, action = "delay", delayMs = 3000, times = 2 }
+      local t = emu:traced { retry = { initial = 0.001, max_attempts = 2 }, timeout = 0.3 }
+      emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 3000, times = 2 }
       local res, err = t.client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("DEADLINE_EXCEEDED", err.status)
@@ -107,8 +82,8 @@ describe("reliability: limits", function()
     end)
 
     it("a per-call timeout overrides the client's and is named in the message", function()
-      local t = traced { retry = false, timeout = 60 }
-      fault { match = { method = "generateText" }, action = "delay", delayMs = 3000 }
+      local t = emu:traced { retry = false, timeout = 60 }
+      emu:fault { match = { method = "generateText" }, action = "delay", delayMs = 3000 }
       local _, err = t.client:generate_text("text-bison-001", { prompt = { text = "x" } }, { timeout = 0.25 })
       assert.equal("DEADLINE_EXCEEDED", err.status)
       assert.equal("timeout", err.kind)
@@ -117,8 +92,8 @@ describe("reliability: limits", function()
     end)
 
     it("stall_timeout: a reply that stops moving is DEADLINE_EXCEEDED naming stall_timeout", function()
-      local t = traced { retry = false, timeout = 60, stall_timeout = 1 }
-      fault { match = { method = "getModel" }, action = "drip", dripBytes = 1, dripIntervalMs = 4000 }
+      local t = emu:traced { retry = false, timeout = 60, stall_timeout = 1 }
+      emu:fault { match = { method = "getModel" }, action = "drip", dripBytes = 1, dripIntervalMs = 4000 }
       local started = socket.gettime()
       local res, err = t.client:get_model("text-bison-001")
       assert.is_true(socket.gettime() - started < 20)
@@ -130,8 +105,8 @@ describe("reliability: limits", function()
     end)
 
     it("stall_timeout lets a slow but steady reply through", function()
-      local t = traced { retry = false, timeout = 60, stall_timeout = 1 }
-      fault { match = { method = "getModel" }, action = "drip", dripBytes = 64, dripIntervalMs = 10 }
+      local t = emu:traced { retry = false, timeout = 60, stall_timeout = 1 }
+      emu:fault { match = { method = "getModel" }, action = "drip", dripBytes = 64, dripIntervalMs = 10 }
       local model, err = t.client:get_model("text-bison-001")
       assert.is_nil(err)
       assert.equal("models/text-bison-001", model.name)
@@ -141,25 +116,25 @@ describe("reliability: limits", function()
 
   describe("max_response_bytes", function()
     it("allows a reply of exactly the limit and refuses one byte more, without retrying", function()
-      local probe = traced { retry = false }
+      local probe = emu:traced { retry = false }
       assert(probe.client:get_model("text-bison-001"))
       local n = #probe.responses[1].body
       probe.client:close()
       assert.is_true(n > 100)
 
-      local ok = traced { retry = FAST, max_response_bytes = n }
+      local ok = emu:traced { retry = FAST, max_response_bytes = n }
       assert(ok.client:get_model("text-bison-001"))
       ok.client:close()
 
       emu:control("DELETE", "/emulator/v1/requests")
-      local small = traced { retry = FAST, max_response_bytes = n - 1 }
+      local small = emu:traced { retry = FAST, max_response_bytes = n - 1 }
       local res, err = small.client:get_model("text-bison-001")
       assert.is_nil(res)
       assert.equal("RESOURCE_EXHAUSTED", err.status)
       assert.equal("too_large", err.kind)
       assert.matches("max_response_bytes = " .. (n - 1), err.message, 1, true)
       assert.equal(0, #small.retries)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       small.client:close()
     end)
 
@@ -168,7 +143,7 @@ describe("reliability: limits", function()
       it("aborts a 200 MB reply " .. label .. " early with memory bounded", function()
         local srv = rogue.start { size = 200 * 1024 * 1024, content_length = with_length,
                                   headers = { "Content-Type: application/json" } }
-        local t = traced { base_url = srv.url, retry = FAST, max_response_bytes = 1024 * 1024 }
+        local t = emu:traced { base_url = srv.url, retry = FAST, max_response_bytes = 1024 * 1024 }
         collectgarbage("collect")
         local heap0, rss0 = collectgarbage("count"), rss_kb()
         local res, err = t.client:get_model("text-bison-001")
@@ -196,7 +171,7 @@ describe("reliability: limits", function()
       assert(os.execute("head -c 67108864 /dev/zero | gzip -c > '" .. bomb .. "'"))
       local srv = rogue.start { body_file = bomb, headers = { "Content-Type: application/json",
                                                               "Content-Encoding: gzip" } }
-      local t = traced { base_url = srv.url, retry = false, max_response_bytes = 1024 * 1024 }
+      local t = emu:traced { base_url = srv.url, retry = false, max_response_bytes = 1024 * 1024 }
       collectgarbage("collect")
       local heap0 = collectgarbage("count")
       local res, err = t.client:get_model("text-bison-001")
@@ -213,7 +188,7 @@ describe("reliability: limits", function()
       local many = {}
       for i = 1, 40000 do many[i] = "X-Filler-" .. i .. ": " .. string.rep("h", 40) end
       local srv = rogue.start { headers = many, body = "{}" }
-      local t = traced { base_url = srv.url, retry = false }
+      local t = emu:traced { base_url = srv.url, retry = false }
       local res, err = t.client:list_models()
       assert.is_nil(res)
       assert.is_table(err)
@@ -229,7 +204,7 @@ describe("reliability: limits", function()
         local target = rogue.start { body = '{"name":"models/evil"}', headers = { "Content-Type: application/json" } }
         local redirector = rogue.start { status = code, body = "",
                                          headers = { "Location: " .. target.url .. "/v1beta3/models/evil" } }
-        local t = traced { base_url = redirector.url, retry = FAST }
+        local t = emu:traced { base_url = redirector.url, retry = FAST }
         local res, err = t.client:get_model("text-bison-001")
         assert.is_nil(res)
         assert.equal(code, err.code)
@@ -290,11 +265,11 @@ describe("reliability: limits", function()
         for _, call in ipairs(CALLS) do
           -- a new client (connection) per call: on a reused connection that dies before any reply byte,
           -- libcurl itself resends an idempotent request, which would hide the fault
-          local t = traced { retry = false, timeout = 10 }
+          local t = emu:traced { retry = false, timeout = 10 }
           emu:control("DELETE", "/emulator/v1/faults")
           local rule = { match = { method = call[3] } }
           for k, v in pairs(f[2]) do rule[k] = v end
-          fault(rule)
+          emu:fault(rule)
           local ok, res, err = pcall(call[2], t.client)
           assert.is_true(ok, call[1] .. " raised: " .. tostring(res))
           local want = f[3]
@@ -322,11 +297,11 @@ describe("reliability: limits", function()
       it(f[1] .. ": " .. ((f[3].ok and "succeeds") or (f[3].no_retry and "is not retried")
           or "a successful retry"), function()
         for _, call in ipairs(CALLS) do
-          local t = traced { retry = FAST, timeout = 10 }
+          local t = emu:traced { retry = FAST, timeout = 10 }
           emu:control("DELETE", "/emulator/v1/faults")
           local rule = { match = { method = call[3] } }
           for k, v in pairs(f[2]) do rule[k] = v end
-          fault(rule)
+          emu:fault(rule)
           local before = #t.retries
           local ok, res, err = pcall(call[2], t.client)
           assert.is_true(ok, call[1] .. " raised: " .. tostring(res))
@@ -360,7 +335,7 @@ describe("reliability: limits", function()
     for _, r in ipairs(RAW) do
       it(r[1] .. ": an error object (or a result), never a raise or a hang", function()
         local srv = rogue.start { raw = r[2] }
-        local t = traced { base_url = srv.url, retry = FAST, timeout = 10 }
+        local t = emu:traced { base_url = srv.url, retry = FAST, timeout = 10 }
         local started = socket.gettime()
         local ok, res, err = pcall(t.client.get_model, t.client, "text-bison-001")
         assert.is_true(socket.gettime() - started < 30)
@@ -378,7 +353,7 @@ describe("reliability: limits", function()
 
   describe("the callback form", function()
     it("gets the same error objects for faults, and retries the same way", function()
-      local t = traced { retry = false, timeout = 10 }
+      local t = emu:traced { retry = false, timeout = 10 }
       local cases = {
         { { action = "html" }, "UNAVAILABLE", 502 },
         { { action = "invalid_json" }, "UNKNOWN", 200 },
@@ -390,7 +365,7 @@ describe("reliability: limits", function()
         emu:control("DELETE", "/emulator/v1/faults")
         local rule = { match = { method = "getModel" } }
         for k, v in pairs(case[1]) do rule[k] = v end
-        fault(rule)
+        emu:fault(rule)
         local c = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
         local got, gerr, calls = nil, nil, 0
         c:get_model("text-bison-001", function(m, e) got, gerr, calls = m, e, calls + 1 end)
@@ -426,7 +401,7 @@ describe("reliability: limits", function()
     for _, m in ipairs(MISFITS) do
       it("a field of the wrong type is an error naming it: " .. m[1], function()
         local srv = rogue.start { body = m[1], headers = { "Content-Type: application/json" } }
-        local t = traced { base_url = srv.url, retry = FAST }
+        local t = emu:traced { base_url = srv.url, retry = FAST }
         local ok, res, err = pcall(t.client[m[2]], t.client, unpack(ARGS[m[2]]))
         assert.is_true(ok, tostring(res))
         assert.is_nil(res)
@@ -442,7 +417,7 @@ describe("reliability: limits", function()
     it("a fitting reply with unknown fields and int64-style integer strings is accepted", function()
       local srv = rogue.start { body = '{"tokenCount":"12","futureField":{"x":[1,"a"]}}',
                                 headers = { "Content-Type: application/json" } }
-      local t = traced { base_url = srv.url, retry = false }
+      local t = emu:traced { base_url = srv.url, retry = false }
       local res, err = t.client:count_text_tokens("x", { prompt = { text = "y" } })
       assert.is_nil(err)
       assert.equal(12, res.tokenCount)
@@ -458,7 +433,7 @@ describe("reliability: limits", function()
     for _, s in ipairs(SHAPES) do
       it("a JSON " .. s[2] .. " where an object belongs is a clear error, never a raise", function()
         local srv = rogue.start { body = s[1], headers = { "Content-Type: application/json" } }
-        local t = traced { base_url = srv.url, retry = FAST }
+        local t = emu:traced { base_url = srv.url, retry = FAST }
         for _, call in ipairs({
           function(c) return c:get_model("x") end,
           function(c) return c:list_models() end,

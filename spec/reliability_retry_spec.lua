@@ -4,7 +4,6 @@
 local emulator = require("spec.helpers.emulator")
 local gemini = require("gemini")
 local retry = require("gemini.retry")
-local cjson = require("cjson").new()
 
 local KEY = "rk-7c1d-retry-secret"
 local FAST = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 5 }
@@ -18,48 +17,22 @@ local function tuned_body(name)
 end
 
 describe("reliability: retries", function()
-  local emu
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function fault(rule)
-    local status, body = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-    assert.equal(200, status, cjson.encode(body))
-  end
-  -- a client whose hooks record every attempt and every retry decision
-  local function traced(opts)
-    local t = { requests = {}, retries = {}, responses = {} }
-    opts = opts or {}
-    opts.api_key = opts.api_key or KEY
-    opts.base_url = opts.base_url or emu.url
-    opts.on_request = function(info) t.requests[#t.requests + 1] = info end
-    opts.on_response = function(info) t.responses[#t.responses + 1] = info end
-    opts.on_retry = function(info) t.retries[#t.retries + 1] = info end
-    t.client = gemini.new(opts)
-    return t
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com", "--api-key", "other-key=bob@example.com",
-                           "--tuning-step-ms", "5" }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  -- emu:traced{...}: a client (key KEY) whose hooks record every attempt and every retry decision
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com",
+                                      "--api-key", "other-key=bob@example.com", "--tuning-step-ms", "5" }
 
   describe("which failures", function()
     for _, code in ipairs({ 429, 500, 502, 503, 504 }) do
       it("retries HTTP " .. code .. " and then succeeds", function()
-        local t = traced { retry = FAST }
-        fault { match = { method = "getModel" }, action = "error", status = code }
+        local t = emu:traced { retry = FAST }
+        emu:fault { match = { method = "getModel" }, action = "error", status = code }
         local model, err = t.client:get_model("text-bison-001")
         assert.is_nil(err)
         assert.equal("models/text-bison-001", model.name)
         assert.equal(1, #t.retries)
         assert.equal(code, t.retries[1].err.code)
         assert.equal(1, t.retries[1].attempt)
-        local j = journal()
+        local j = emu:requests()
         assert.equal(2, #j)
         assert.equal(code, j[1].status)
         assert.equal(200, j[2].status)
@@ -69,21 +42,21 @@ describe("reliability: retries", function()
 
     for _, code in ipairs({ 400, 401, 403, 404, 409, 501 }) do
       it("does not retry HTTP " .. code, function()
-        local t = traced { retry = FAST }
-        fault { match = { method = "getModel" }, action = "error", status = code, times = 0 }
+        local t = emu:traced { retry = FAST }
+        emu:fault { match = { method = "getModel" }, action = "error", status = code, times = 0 }
         local model, err = t.client:get_model("text-bison-001")
         assert.is_nil(model)
         assert.equal(code, err.code)
         assert.equal(0, #t.retries)
         assert.is_nil(err.attempts)
-        assert.equal(1, #journal())
+        assert.equal(1, #emu:requests())
         t.client:close()
       end)
     end
 
     it("retries a connection reset (no reply at all) and then succeeds", function()
-      local t = traced { retry = FAST }
-      fault { match = { method = "getModel" }, action = "reset" }
+      local t = emu:traced { retry = FAST }
+      emu:fault { match = { method = "getModel" }, action = "reset" }
       assert(t.client:get_model("text-bison-001"))
       assert.equal(1, #t.retries)
       assert.is_nil(t.retries[1].err.code)
@@ -93,8 +66,8 @@ describe("reliability: retries", function()
     end)
 
     it("retries a reply cut short (truncate) and then succeeds", function()
-      local t = traced { retry = FAST }
-      fault { match = { method = "listModels" }, action = "truncate", bytes = 10 }
+      local t = emu:traced { retry = FAST }
+      emu:fault { match = { method = "listModels" }, action = "truncate", bytes = 10 }
       local page = assert(t.client:list_models())
       assert.is_true(#page.models > 0)
       assert.equal(1, #t.retries)
@@ -103,7 +76,7 @@ describe("reliability: retries", function()
     end)
 
     it("retries a refused connection up to max_attempts and reports err.attempts", function()
-      local t = traced { base_url = "http://127.0.0.1:1", retry = { initial = 0.001, max_attempts = 3 } }
+      local t = emu:traced { base_url = "http://127.0.0.1:1", retry = { initial = 0.001, max_attempts = 3 } }
       local res, err = t.client:list_models()
       assert.is_nil(res)
       assert.equal("connect", err.kind)
@@ -119,12 +92,12 @@ describe("reliability: retries", function()
 
   describe("backoff", function()
     it("grows exponentially under max_delay with full jitter, as on_retry reports", function()
-      local t = traced { retry = { initial = 0.002, multiplier = 2, max_delay = 0.008, max_attempts = 6 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
+      local t = emu:traced { retry = { initial = 0.002, multiplier = 2, max_delay = 0.008, max_attempts = 6 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(503, err.code)
       assert.equal(6, err.attempts)
-      assert.equal(6, #journal())
+      assert.equal(6, #emu:requests())
       assert.equal(5, #t.retries)
       local caps = { 0.002, 0.004, 0.008, 0.008, 0.008 }
       for i, r in ipairs(t.retries) do
@@ -136,8 +109,8 @@ describe("reliability: retries", function()
     end)
 
     it("draws each delay at random between 0 and the cap (full jitter, not equal jitter)", function()
-      local t = traced { retry = { initial = 0.001, multiplier = 1, max_delay = 0.001, max_attempts = 31 } }
-      fault { match = { method = "getModel" }, action = "error", status = 500, times = 0 }
+      local t = emu:traced { retry = { initial = 0.001, multiplier = 1, max_delay = 0.001, max_attempts = 31 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 500, times = 0 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(31, err.attempts)
       local low, distinct, seen = 0, 0, {}
@@ -165,9 +138,9 @@ describe("reliability: retries", function()
     end)
 
     it("honours RetryInfo.retryDelay from the error details", function()
-      local t = traced { retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503,
-              details = { { ["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "0.25s" } } }
+      local t = emu:traced { retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503,
+                  details = { { ["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "0.25s" } } }
       assert(t.client:get_model("text-bison-001"))
       assert.equal(1, #t.retries)
       assert.equal(0.25, t.retries[1].err.retry_after)
@@ -176,7 +149,7 @@ describe("reliability: retries", function()
     end)
 
     it("honours Retry-After and RetryInfo from the rate limiter (429), then succeeds", function()
-      local t = traced { retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 } }
+      local t = emu:traced { retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 } }
       emu:control("POST", "/emulator/v1/ratelimit", { requests = 1, windowMs = 2000 })
       assert(t.client:list_models())
       assert(t.client:get_model("text-bison-001"))
@@ -186,7 +159,7 @@ describe("reliability: retries", function()
       assert.equal("RESOURCE_EXHAUSTED", r.err.status)
       assert.is_true(r.err.retry_after >= 1)
       assert.is_true(r.delay >= r.err.retry_after)   -- well above max_delay: the server wins
-      local j = journal()
+      local j = emu:requests()
       assert.same({ 200, 429, 200 }, { j[1].status, j[2].status, j[3].status })
       t.client:close()
     end)
@@ -211,62 +184,62 @@ describe("reliability: retries", function()
 
     for _, name in ipairs({ "create_permission", "transfer_ownership", "create_tuned_model" }) do
       it(name .. " is not retried on 500/502/503/504", function()
-        local t = traced { retry = FAST }
+        local t = emu:traced { retry = FAST }
         for _, code in ipairs({ 500, 502, 503, 504 }) do
-          emu:control("POST", "/emulator/v1/reset")
-          fault { match = { method = RPC[name] }, action = "error", status = code, times = 0 }
+          emu:reset()
+          emu:fault { match = { method = RPC[name] }, action = "error", status = code, times = 0 }
           local res, err = calls(t.client)[name]()
           assert.is_nil(res)
           assert.equal(code, err.code)
           assert.is_nil(err.attempts)
-          assert.equal(1, #journal())
+          assert.equal(1, #emu:requests())
         end
         assert.equal(0, #t.retries)
         t.client:close()
       end)
 
       it(name .. " is not retried when the connection breaks after sending (reset, truncate)", function()
-        local t = traced { retry = FAST }
+        local t = emu:traced { retry = FAST }
         for _, action in ipairs({ "reset", "truncate" }) do
-          emu:control("POST", "/emulator/v1/reset")
-          fault { match = { method = RPC[name] }, action = action, times = 0 }
+          emu:reset()
+          emu:fault { match = { method = RPC[name] }, action = action, times = 0 }
           local res, err = calls(t.client)[name]()
           assert.is_nil(res)
           assert.equal("UNAVAILABLE", err.status)
           assert.is_nil(err.attempts)
-          assert.equal(1, #journal())
+          assert.equal(1, #emu:requests())
         end
         assert.equal(0, #t.retries)
         t.client:close()
       end)
 
       it(name .. " is sent once when a kept-alive connection is reset (no silent libcurl resend)", function()
-        local t = traced { retry = FAST }
+        local t = emu:traced { retry = FAST }
         assert(t.client:get_model("text-bison-001"))   -- leaves a keep-alive connection in the pool
         emu:control("DELETE", "/emulator/v1/requests")
-        fault { match = { method = RPC[name] }, action = "reset", times = 0 }
+        emu:fault { match = { method = RPC[name] }, action = "reset", times = 0 }
         local res, err = calls(t.client)[name]()
         assert.is_nil(res)
         assert.equal("UNAVAILABLE", err.status)
-        assert.equal(1, #journal())
+        assert.equal(1, #emu:requests())
         assert.equal(1, #t.requests - 1)
         t.client:close()
       end)
 
       it(name .. " is retried on 429", function()
-        local t = traced { retry = FAST }
-        fault { match = { method = RPC[name] }, action = "error", status = 429, times = 2 }
+        local t = emu:traced { retry = FAST }
+        emu:fault { match = { method = RPC[name] }, action = "error", status = 429, times = 2 }
         local _, err = calls(t.client)[name]()
         -- whatever the API then answers (the resources may not exist), three requests went out
         assert.equal(2, #t.retries)
         assert.equal(429, t.retries[1].err.code)
-        assert.equal(3, #journal())
+        assert.equal(3, #emu:requests())
         if err then assert.are_not.equal(429, err.code) end
         t.client:close()
       end)
 
       it(name .. " is retried when the connection was refused (never reached a server)", function()
-        local t = traced { base_url = "http://127.0.0.1:1", retry = { initial = 0.001, max_attempts = 3 } }
+        local t = emu:traced { base_url = "http://127.0.0.1:1", retry = { initial = 0.001, max_attempts = 3 } }
         local res, err = calls(t.client)[name]()
         assert.is_nil(res)
         assert.equal("connect", err.kind)
@@ -277,8 +250,8 @@ describe("reliability: retries", function()
     end
 
     it("create_permission is not retried after a timeout, since the server may have acted", function()
-      local t = traced { retry = FAST, timeout = 0.3 }
-      fault { match = { method = "createPermission" }, action = "delay", delayMs = 1500 }
+      local t = emu:traced { retry = FAST, timeout = 0.3 }
+      emu:fault { match = { method = "createPermission" }, action = "delay", delayMs = 1500 }
       local res, err = t.client:create_permission("corpora/late",
         { granteeType = "USER", emailAddress = "bob@example.com", role = "READER" })
       assert.is_nil(res)
@@ -302,14 +275,14 @@ describe("reliability: retries", function()
 
     it("a create_tuned_model retried after 429 that meets ALREADY_EXISTS returns its own model's operation",
       function()
-        local t = traced { retry = FAST }
+        local t = emu:traced { retry = FAST }
         local first = assert(t.client:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" }))
         emu:control("DELETE", "/emulator/v1/requests")
-        fault { match = { method = "createTunedModel" }, action = "error", status = 429 }
+        emu:fault { match = { method = "createTunedModel" }, action = "error", status = 429 }
         local op, err = t.client:create_tuned_model(tuned_body("mine"), { tunedModelId = "mine" })
         assert.is_nil(err)
         assert.equal(first.name, op.name)
-        local j = journal()
+        local j = emu:requests()
         assert.same({ 429, 409 }, { j[1].status, j[2].status })
         assert.equal("listOperations", j[3].rpc)
         assert(op:wait { interval = 0.01 })
@@ -320,8 +293,8 @@ describe("reliability: retries", function()
       local bob = gemini.new { api_key = "other-key", base_url = emu.url, retry = false }
       assert(bob:create_tuned_model(tuned_body("bob's"), { tunedModelId = "taken" }))
       bob:close()
-      local t = traced { retry = FAST }
-      fault { match = { method = "createTunedModel" }, action = "error", status = 429 }
+      local t = emu:traced { retry = FAST }
+      emu:fault { match = { method = "createTunedModel" }, action = "error", status = 429 }
       local op, err = t.client:create_tuned_model(tuned_body("alice's"), { tunedModelId = "taken" })
       assert.is_nil(op)
       assert.equal("ALREADY_EXISTS", err.status)
@@ -330,7 +303,7 @@ describe("reliability: retries", function()
     end)
 
     it("a create_tuned_model without a retry keeps ALREADY_EXISTS as an error", function()
-      local t = traced { retry = FAST }
+      local t = emu:traced { retry = FAST }
       assert(t.client:create_tuned_model(tuned_body("x"), { tunedModelId = "dup" }))
       local op, err = t.client:create_tuned_model(tuned_body("x"), { tunedModelId = "dup" })
       assert.is_nil(op)
@@ -342,19 +315,19 @@ describe("reliability: retries", function()
 
   describe("policies", function()
     it("retry = false on the client makes a single attempt", function()
-      local t = traced { retry = false }
-      fault { match = { method = "getModel" }, action = "error", status = 503 }
+      local t = emu:traced { retry = false }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(503, err.code)
       assert.is_nil(err.attempts)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       assert.equal(0, #t.retries)
       t.client:close()
     end)
 
     it("without a retry option, the default policy retries (delay under initial = 0.5 s)", function()
-      local t = traced {}
-      fault { match = { method = "getModel" }, action = "error", status = 503 }
+      local t = emu:traced {}
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503 }
       assert(t.client:get_model("text-bison-001"))
       assert.equal(1, #t.retries)
       assert.is_true(t.retries[1].delay <= retry.DEFAULT.initial)
@@ -363,17 +336,17 @@ describe("reliability: retries", function()
     end)
 
     it("a per-call retry table overrides the client's retry = false", function()
-      local t = traced { retry = false }
-      fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
+      local t = emu:traced { retry = false }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, times = 0 }
       local _, err = t.client:get_model("text-bison-001", { retry = { initial = 0.001, max_attempts = 3 } })
       assert.equal(3, err.attempts)
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       t.client:close()
     end)
 
     it("a per-call retry = false overrides the client's policy, for every form of call", function()
-      local t = traced { retry = FAST }
-      fault { match = {}, action = "error", status = 503, times = 0 }
+      local t = emu:traced { retry = FAST }
+      emu:fault { match = {}, action = "error", status = 503, times = 0 }
       local _, e1 = t.client:get_model("text-bison-001", { retry = false })
       local _, e2 = t.client:list_models { pageSize = 2, retry = false }
       local _, e3 = t.client:generate_text("text-bison-001", { prompt = { text = "hi" } }, { retry = false })
@@ -382,41 +355,41 @@ describe("reliability: retries", function()
         assert.equal(503, e.code)
         assert.is_nil(e.attempts)
       end
-      assert.equal(4, #journal())
-      assert.equal("pageSize=2", journal()[2].query)   -- call options never reach the wire
+      assert.equal(4, #emu:requests())
+      assert.equal("pageSize=2", emu:requests()[2].query)   -- call options never reach the wire
       assert.equal(0, #t.retries)
       t.client:close()
     end)
 
     it("a per-call max_attempts replaces the client's", function()
-      local t = traced { retry = { initial = 0.001, max_attempts = 2 } }
-      fault { match = { method = "embedText" }, action = "error", status = 502, times = 0 }
+      local t = emu:traced { retry = { initial = 0.001, max_attempts = 2 } }
+      emu:fault { match = { method = "embedText" }, action = "error", status = 502, times = 0 }
       local _, err = t.client:embed_text("embedding-gecko-001", { text = "x" },
         { retry = { initial = 0.001, max_attempts = 4 } })
       assert.equal(4, err.attempts)
-      assert.equal(4, #journal())
+      assert.equal(4, #emu:requests())
       t.client:close()
     end)
 
     it("max_attempts = 1 means no retry", function()
-      local t = traced { retry = { max_attempts = 1 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503 }
+      local t = emu:traced { retry = { max_attempts = 1 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(503, err.code)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       t.client:close()
     end)
 
     it("callback calls retry like blocking ones", function()
-      local t = traced { retry = FAST }
-      fault { match = { method = "getModel" }, action = "error", status = 503, times = 2 }
+      local t = emu:traced { retry = FAST }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, times = 2 }
       local got, gerr
       t.client:get_model("text-bison-001", function(m, e) got, gerr = m, e end)
       t.client:run()
       assert.is_nil(gerr)
       assert.equal("models/text-bison-001", got.name)
       assert.equal(2, #t.retries)
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       t.client:close()
     end)
   end)
@@ -425,12 +398,12 @@ describe("reliability: retries", function()
     it("spans attempts and waits: no retry whose wait would pass it", function()
       -- the server asks for 1 s each time; deadline 2.5 s leaves room for two waits, never three
       -- (2 on a fast machine; a slow one, e.g. under valgrind, may fit only one)
-      local t = traced { deadline = 2.5, retry = { initial = 0.001, max_attempts = 50 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 1, times = 0 }
+      local t = emu:traced { deadline = 2.5, retry = { initial = 0.001, max_attempts = 50 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 1, times = 0 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(503, err.code)
       assert.is_true(err.attempts == 2 or err.attempts == 3, "attempts: " .. tostring(err.attempts))
-      assert.equal(err.attempts, #journal())
+      assert.equal(err.attempts, #emu:requests())
       assert.equal(err.attempts - 1, #t.retries)
       for _, r in ipairs(t.retries) do assert.equal(1, r.delay) end
       local waited = 0
@@ -440,20 +413,20 @@ describe("reliability: retries", function()
     end)
 
     it("does not wait for a server delay longer than the deadline", function()
-      local t = traced { deadline = 1, retry = { initial = 0.001, max_attempts = 5 } }
-      fault { match = { method = "getModel" }, action = "error", status = 429, retryAfter = 30 }
+      local t = emu:traced { deadline = 1, retry = { initial = 0.001, max_attempts = 5 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 429, retryAfter = 30 }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(429, err.code)
       assert.equal(30, err.retry_after)
       assert.equal(0, #t.retries)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       t.client:close()
     end)
 
     it("bounds the attempt in flight after earlier retries: DEADLINE_EXCEEDED naming the deadline", function()
-      local t = traced { retry = FAST, timeout = 30 }
-      fault { match = { method = "getModel" }, action = "error", status = 503 }
-      fault { match = { method = "getModel" }, action = "delay", delayMs = 5000 }
+      local t = emu:traced { retry = FAST, timeout = 30 }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503 }
+      emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 5000 }
       local _, err = t.client:get_model("text-bison-001", { deadline = 2 })
       assert.equal("DEADLINE_EXCEEDED", err.status)
       assert.equal("deadline", err.kind)
@@ -464,20 +437,20 @@ describe("reliability: retries", function()
     end)
 
     it("a per-call deadline overrides the client's", function()
-      local t = traced { deadline = 60, retry = { initial = 0.001, max_attempts = 50 } }
+      local t = emu:traced { deadline = 60, retry = { initial = 0.001, max_attempts = 50 } }
       -- the server asks for 5 s: within the client's 60 s, beyond the call's 3 s (which leaves a loaded
       -- machine ample time for the one attempt: an attempt cut short would be DEADLINE_EXCEEDED)
-      fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 5, times = 0 }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, retryAfter = 5, times = 0 }
       local _, err = t.client:get_model("text-bison-001", { deadline = 3 })
       assert.equal(503, err.code)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       t.client:close()
     end)
   end)
 
   it("never leaks the key into what the retry hook reports", function()
-    local t = traced { retry = FAST }
-    fault { match = { method = "getModel" }, action = "error", status = 503, message = "bad key " .. KEY }
+    local t = emu:traced { retry = FAST }
+    emu:fault { match = { method = "getModel" }, action = "error", status = 503, message = "bad key " .. KEY }
     assert(t.client:get_model("text-bison-001"))
     local r = t.retries[1]
     assert.is_nil(tostring(r.err):find(KEY, 1, true))

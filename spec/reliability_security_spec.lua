@@ -5,7 +5,6 @@ local emulator = require("spec.helpers.emulator")
 local rogue = require("spec.helpers.rogue_server")
 local gemini = require("gemini")
 local socket = require("socket")
-local cjson = require("cjson").new()
 
 local KEY = "AIzaSy-sec-KEY-5e2b90"
 local TOKEN = "ya29.sec-TOKEN-c0ffee"
@@ -34,26 +33,9 @@ local function no_secret(text, what)
 end
 
 describe("reliability: names and keys", function()
-  local emu, client
-
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function fault(rule)
-    local status, body = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-    assert.equal(200, status, cjson.encode(body))
-  end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "5" }
-    client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
-  end)
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "5" }
+  local client
+  setup(function() client = emu:client { retry = false } end)
 
   describe("resource names", function()
     local HOSTILE_IDS = {
@@ -100,7 +82,7 @@ describe("reliability: names and keys", function()
           assert.is_nil(err:find("\n"), "a multi-line message for " .. string.format("%q", id))
         end
       end
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
 
     it("whole names that would change the URL are refused", function()
@@ -113,7 +95,7 @@ describe("reliability: names and keys", function()
         local ok2 = pcall(client.get_operation, client, name)
         assert.is_false(ok2, name)
       end
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
 
     it("valid ids pass through unchanged", function()
@@ -121,7 +103,7 @@ describe("reliability: names and keys", function()
         local _, err = client:get_tuned_model(id)
         assert.equal("NOT_FOUND", err.status)
       end
-      local j = journal()
+      local j = emu:requests()
       assert.equal("/v1beta3/tunedModels/A-b_c.d~e", j[2].path)
       assert.equal(4, #j)
     end)
@@ -131,7 +113,7 @@ describe("reliability: names and keys", function()
     it("are percent-encoded, and a value cannot add a parameter", function()
       local token = "a&key=" .. KEY .. "#frag ?x=/+%20é"
       client:list_tuned_models { pageSize = 3, pageToken = token, filter = "owner:me" }
-      local q = journal()[1].query
+      local q = emu:requests()[1].query
       assert.equal("pageSize=3&pageToken=a%26key%3D" .. KEY:gsub("%-", "-") ..
         "%23frag%20%3Fx%3D%2F%2B%2520%C3%A9&filter=owner%3Ame", q)
       -- exactly three parameters arrived
@@ -145,7 +127,7 @@ describe("reliability: names and keys", function()
         examples = { examples = { { textInput = "a", output = "b" } } } } } }, { tunedModelId = "my.model~1" })
       client:update_tuned_model("tunedModels/my.model~1", { description = "d", displayName = "n" },
         { updateMask = { "description", "displayName" } })
-      local j = journal()
+      local j = emu:requests()
       assert.equal("tunedModelId=my.model~1", j[1].query)
       assert.equal("updateMask=description%2CdisplayName", j[2].query)
     end)
@@ -159,7 +141,7 @@ describe("reliability: names and keys", function()
       c:generate_text("text-bison-001", { prompt = { text = "hello" } })
       c:list_tuned_models { filter = "owner:me" }
       c:get_tuned_model("none")
-      local j = journal()
+      local j = emu:requests()
       assert.equal(5, #j)
       for _, r in ipairs(j) do
         no_secret(r.path .. "?" .. (r.query or ""), "a URL")
@@ -209,9 +191,9 @@ describe("reliability: names and keys", function()
     end)
 
     it("are redacted when the server echoes them in a message, details or a non-JSON body", function()
-      fault { match = { method = "getModel" }, action = "error", status = 400, message = "bad key " .. KEY,
-              details = { { ["@type"] = "type.googleapis.com/google.rpc.DebugInfo",
-                            detail = "Authorization: Bearer " .. TOKEN .. " key=" .. KEY } } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 400, message = "bad key " .. KEY,
+                  details = { { ["@type"] = "type.googleapis.com/google.rpc.DebugInfo",
+                                detail = "Authorization: Bearer " .. TOKEN .. " key=" .. KEY } } }
       local c = gemini.new { api_key = KEY, access_token = TOKEN, base_url = emu.url, retry = false }
       local _, err = c:get_model("text-bison-001")
       assert.equal(400, err.code)
@@ -265,8 +247,8 @@ describe("reliability: names and keys", function()
       local c = gemini.new { api_key = KEY, access_token = TOKEN, user_project = "proj-7", base_url = emu.url,
                              retry = { initial = 0.001, max_attempts = 2 },
                              on_request = hook("request"), on_response = hook("response"), on_retry = hook("retry") }
-      fault { match = { method = "generateText" }, action = "error", status = 503,
-              message = "overloaded; your key was " .. KEY .. " and token " .. TOKEN }
+      emu:fault { match = { method = "generateText" }, action = "error", status = 503,
+                  message = "overloaded; your key was " .. KEY .. " and token " .. TOKEN }
       assert(c:generate_text("text-bison-001", { prompt = { text = "hello" } }))
       local _, err = c:get_model("nope")
       assert.equal(404, err.code)
