@@ -6,18 +6,12 @@ local helper = require "spec.helpers.emulator"
 local NO_CREDENTIALS = "Method doesn't allow unregistered callers (callers without established identity). " ..
   "Please use API Key or other form of API consumer identity to call this API."
 
-local function request(emu, method, path, headers, body)
-  local status, hdrs, raw = emu:request{ method = method, path = path, headers = headers or {}, body = body }
-  local ok, decoded = pcall(helper.decode, raw)
-  return status, ok and decoded or nil, raw, hdrs
-end
+-- status, decoded body (nil when not JSON), raw body, headers
+local function request(emu, method, path, headers, body) return emu:json(method, path, headers, body) end
 
 describe("emulator authentication with --api-key", function()
-  local emu
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com" }
-  end)
-  teardown(function() emu:stop() end)
+  local emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
+                                    reset = false }
 
   it("accepts the key in the x-goog-api-key header", function()
     assert.equal(200, (request(emu, "GET", "/v1beta3/models", { ["x-goog-api-key"] = "k1" })))
@@ -81,9 +75,7 @@ describe("emulator authentication with --api-key", function()
 end)
 
 describe("emulator authentication without --api-key", function()
-  local emu
-  setup(function() emu = helper.start{} end)
-  teardown(function() emu:stop() end)
+  local emu = helper.with_emulator{ reset = false }
 
   it("accepts any non-empty key as the one default identity", function()
     assert.equal(200, (request(emu, "GET", "/v1beta3/models?key=anything")))

@@ -4,19 +4,11 @@ local helper = require "spec.helpers.emulator"
 
 local emu
 
-local function api(method, path, body, key)
-  local headers = { ["x-goog-api-key"] = key or "k1" }
-  if type(body) == "table" then body = helper.encode(body) end
-  local status, hdrs, raw = emu:request{ method = method, path = path, headers = headers, body = body }
-  local ok, decoded = pcall(helper.decode, raw)
-  return status, ok and decoded or nil, raw, hdrs
-end
+-- status, decoded body (nil when not JSON), raw body, headers; the key defaults to the first --api-key
+local function api(method, path, body, key) return emu:api(method, path, body, key) end
 
 describe("emulator models API", function()
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com" }
-  end)
-  teardown(function() emu:stop() end)
+  emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", reset = false }
 
   it("lists the v1beta3 catalogue with Google's values, in Google's order", function()
     local status, body, raw, hdrs = api("GET", "/v1beta3/models")

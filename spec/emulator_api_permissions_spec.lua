@@ -5,13 +5,8 @@ local helper = require "spec.helpers.emulator"
 
 local emu
 
-local function api(method, path, body, key)
-  local headers = { ["x-goog-api-key"] = key or "alice" }
-  if type(body) == "table" then body = helper.encode(body) end
-  local status, _, raw = emu:request{ method = method, path = path, headers = headers, body = body }
-  local ok, decoded = pcall(helper.decode, raw)
-  return status, ok and decoded or nil, raw
-end
+-- status, decoded body (nil when not JSON), raw body, headers; the key defaults to the first --api-key
+local function api(method, path, body, key) return emu:api(method, path, body, key) end
 
 local function create_model(id, key)
   local status, op = api("POST", "/v1beta3/tunedModels?tunedModelId=" .. id, {
@@ -33,13 +28,9 @@ local function grant(parent, perm, key)
 end
 
 describe("emulator permissions", function()
-  setup(function()
-    emu = helper.start{ "--api-key", "alice=alice@example.com", "--api-key", "bob=bob@example.com",
-                        "--api-key", "carol=carol@example.com", "--api-key", "dave=dave@example.com",
-                        tuning_step_ms = 10 }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+  emu = helper.with_emulator{ "--api-key", "alice=alice@example.com", "--api-key", "bob=bob@example.com",
+                              "--api-key", "carol=carol@example.com", "--api-key", "dave=dave@example.com",
+                              tuning_step_ms = 10 }
 
   it("lists the creator's OWNER permission like any other", function()
     local m = create_model("owned")

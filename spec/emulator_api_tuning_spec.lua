@@ -251,19 +251,8 @@ describe("emulator tuning (in process, fake clock)", function()
 end)
 
 describe("emulator tuning over HTTP", function()
-  local emu
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com", tuning_step_ms = 20 }
-  end)
-  teardown(function() emu:stop() end)
-
-  local function api(method, path, body)
-    if type(body) == "table" then body = helper.encode(body) end
-    local status, _, raw = emu:request{ method = method, path = path, headers = { ["x-goog-api-key"] = "k1" },
-                                        body = body }
-    local ok, decoded = pcall(helper.decode, raw)
-    return status, ok and decoded or nil, raw
-  end
+  local emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", tuning_step_ms = 20, reset = false }
+  local function api(method, path, body) return emu:api(method, path, body) end
 
   it("runs the seed's create example to ACTIVE, polled under /v1/, and lists its operation", function()
     local status, op = api("POST", "/v1beta3/tunedModels", [[{

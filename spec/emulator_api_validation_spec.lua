@@ -5,13 +5,8 @@ local helper = require "spec.helpers.emulator"
 
 local emu
 
-local function api(method, path, body, key)
-  local headers = { ["x-goog-api-key"] = key or "k1" }
-  if type(body) == "table" then body = helper.encode(body) end
-  local status, hdrs, raw = emu:request{ method = method, path = path, headers = headers, body = body }
-  local ok, decoded = pcall(helper.decode, raw)
-  return status, ok and decoded or nil, raw, hdrs
-end
+-- status, decoded body (nil when not JSON), raw body, headers; the key defaults to the first --api-key
+local function api(method, path, body, key) return emu:api(method, path, body, key) end
 
 local GEN = "/v1beta3/models/text-bison-001:generateText"
 local CHAT = "/v1beta3/models/chat-bison-001:generateMessage"
@@ -29,10 +24,7 @@ local function assert_bad(status, body, message, violations)
 end
 
 describe("emulator request validation", function()
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com" }
-  end)
-  teardown(function() emu:stop() end)
+  emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", reset = false }
 
   describe("unknown names", function()
     it("rejects a top-level unknown field with Google's message and a description-only violation", function()

@@ -10,32 +10,10 @@
 local helper = require "spec.helpers.emulator"
 local cjson = require("cjson").new()
 
-local function execute(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0, a end
-  return a == true, c
-end
+local execute, shquote, readfile = helper.execute, helper.shquote, helper.readfile
 
-local function repo_root()
-  local src = debug.getinfo(1, "S").source
-  local dir = src:match("^@(.*)spec/emulator_conformance_spec%.lua$")
-  if dir == nil or dir == "" then return "." end
-  return (dir:gsub("/$", ""))
-end
-
-local function shquote(s) return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'" end
-
-local ROOT = repo_root()
-local CONF = ROOT .. "/spec/conformance"
+local CONF = helper.root() .. "/spec/conformance"
 local HAVE_NODE = execute("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1")
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 describe("emulator conformance with Google's generated Node client (v1beta3, REST fallback)", function()
   if not HAVE_NODE then
@@ -294,17 +272,10 @@ describe("emulator conformance with Google's generated Node client (v1beta3, RES
 end)
 
 describe("emulator conformance with raw REST JSON via curl (no $alt), as Google's REST tutorials spoke", function()
-  local emu
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5" }
-  end)
-  teardown(function() emu:stop() end)
+  local emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", "--tuning-step-ms", "5", reset = false }
 
-  local function call(method, path, body, headers)
-    local status, hdrs, raw = emu:request{ method = method, path = path, body = body, headers = headers }
-    local ok, decoded = pcall(cjson.decode, raw)
-    return status, ok and decoded or nil, raw, hdrs
-  end
+  -- status, decoded body (nil when not JSON), raw body, headers
+  local function call(method, path, body, headers) return emu:json(method, path, headers, body) end
   -- top-level keys of a JSON object text, in the order they appear
   local function keys_in_order(raw)
     local keys, depth, i = {}, 0, 1

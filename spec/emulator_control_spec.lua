@@ -8,19 +8,7 @@ local MODEL_PATH = "/v1beta3/models/text-bison-001"
 local GEN_PATH = MODEL_PATH .. ":generateText"
 local GEN_BODY = '{"prompt":{"text":"Write a haiku about the sea."}}'
 
-local function read_head(c)
-  local line, err = c:receive("*l")
-  if not line then return nil, err end
-  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d) "))
-  local headers = {}
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    headers[k:lower()] = v
-  end
-  return status, headers
-end
+local read_head = helper.read_head   -- status, headers
 
 -- Read everything until the server closes (or errors): returns the bytes and how it ended.
 local function read_rest(c)
@@ -42,7 +30,7 @@ local function generate_raw(extra_headers)
 end
 
 describe("emulator control API", function()
-  local emu
+  local emu = helper.with_emulator{ "--api-key", KEY .. "=alice@example.com" }   -- reset before each test
 
   local function generate()
     return emu:request{ method = "POST", path = GEN_PATH, headers = { ["x-goog-api-key"] = KEY }, body = GEN_BODY }
@@ -69,18 +57,6 @@ describe("emulator control API", function()
     end
     return s
   end
-
-  setup(function()
-    emu = helper.start{ "--api-key", KEY .. "=alice@example.com" }
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    assert.equal(200, (emu:control("POST", "/emulator/v1/reset")))
-  end)
 
   describe("error faults", function()
     it("answer with the status and Google's error body, counting times down", function()

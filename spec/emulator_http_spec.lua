@@ -8,16 +8,8 @@ local MODEL_PATH = "/v1beta3/models/text-bison-001"
 
 -- Read one response from a LuaSocket connection: status, headers (lowercased), body, status line.
 local function read_response(c)
-  local line, err = c:receive("*l")
-  if not line then return nil, err end
-  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d) "))
-  local headers = {}
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    headers[k:lower()] = v
-  end
+  local status, headers, line = helper.read_head(c)
+  if not line then return nil, headers end
   local n = tonumber(headers["content-length"] or "0")
   local body = ""
   if n > 0 then body = assert(c:receive(n)) end
@@ -37,19 +29,7 @@ local function closed_by_server(c)
 end
 
 describe("emulator HTTP", function()
-  local emu
-
-  setup(function()
-    emu = helper.start{ "--api-key", KEY .. "=alice@example.com" }
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    assert.equal(200, (emu:control("POST", "/emulator/v1/reset")))
-  end)
+  local emu = helper.with_emulator{ "--api-key", KEY .. "=alice@example.com" }
 
   it("prints exactly one listening line with the real port", function()
     assert.truthy(emu.listening_line:match("^gemini%-emulator listening on http://127%.0%.0%.1:%d+$"))

@@ -428,11 +428,27 @@ function M.with_emulator(opts)
   end)
   if opts.reset ~= false or opts.stats_reset then
     busted.before_each(function()
-      if opts.reset ~= false then emu:reset() end
-      if opts.stats_reset then emu:control("POST", "/emulator/v1/stats/reset") end
+      if opts.reset ~= false then luassert().equal(200, (emu:reset())) end
+      if opts.stats_reset then luassert().equal(200, (emu:control("POST", "/emulator/v1/stats/reset"))) end
     end)
   end
   return emu
+end
+
+--- Read a response head from a LuaSocket connection: status, headers (lowercased names), status line;
+-- nil and the socket's error when no status line comes.
+function M.read_head(c)
+  local line, err = c:receive("*l")
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d) "))
+  local headers = {}
+  while true do
+    local l = luassert()(c:receive("*l"))
+    if l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    headers[k:lower()] = v
+  end
+  return status, headers, line
 end
 
 --- Small tools for specs that run processes and read files.
