@@ -2,7 +2,6 @@
 -- request size limit too), sent concurrently within max_in_flight, a failing chunk retried alone, the
 -- embeddings in input order, on_progress(done, total), blocking and callback forms.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 local batch = require("gemini.batch")
 local cjson = require("cjson").new()
 
@@ -16,7 +15,10 @@ local function texts_of(n, prefix)
 end
 
 describe("batch embedding", function()
-  local emu, ref, refclient
+  local emu = emulator.with_emulator { "--api-key", KEY, latency = 100 }
+  local ref = emulator.with_emulator { "--api-key", KEY, reset = false }
+  local refclient
+  setup(function() refclient = ref:client { retry = false } end)
 
   -- The reference: the same texts embedded 100 at a time (no splitting involved) by a second emulator.
   local function reference(texts)
@@ -31,38 +33,16 @@ describe("batch embedding", function()
     return out
   end
 
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
-  local function stats()
-    local _, s = emu:control("GET", "/emulator/v1/stats")
-    return s
-  end
-
   -- A client that counts its own requests on the wire at once (through the on_request/on_response
   -- hooks): the emulator computes embeddings on one CPU, so its own count shows less overlap than
   -- the client really has.
   local function counting_client(opts)
     local wire = { now = 0, peak = 0 }
-    opts.api_key, opts.base_url = KEY, emu.url
     if opts.retry == nil then opts.retry = false end
     opts.on_request = function() wire.now = wire.now + 1; if wire.now > wire.peak then wire.peak = wire.now end end
     opts.on_response = function() wire.now = wire.now - 1 end
-    return gemini.new(opts), wire
+    return emu:client(opts), wire
   end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY, latency = 100 }
-    ref = emulator.start { "--api-key", KEY }
-    refclient = gemini.new { api_key = KEY, base_url = ref.url, retry = false }
-  end)
-  teardown(function()
-    refclient:close()
-    emu:stop()
-    ref:stop()
-  end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
 
   describe("client:batch_embed_text", function()
     it("sends 250 texts as 3 concurrent chunks within max_in_flight, embeddings in input order", function()
@@ -71,26 +51,26 @@ describe("batch embedding", function()
       local res = assert(client:batch_embed_text(MODEL, { texts = texts }))
       assert.equal(250, #res.embeddings)
       assert.same(reference(texts), res.embeddings)
-      local j = journal()
+      local j = emu:requests()
       assert.equal(3, #j)
       local sizes = {}
       for i, r in ipairs(j) do sizes[i] = #cjson.decode(r.body).texts end
       table.sort(sizes)
       assert.same({ 50, 100, 100 }, sizes)
       assert.equal(2, wire.peak)                -- two chunks at once, never three
-      assert.is_true(stats().maxInFlight <= 2)
+      assert.is_true(emu:stats().maxInFlight <= 2)
       client:close()
     end)
 
     it("retries a failing chunk alone and still returns everything in order", function()
       local texts = texts_of(250, "retry text ")
       local want = reference(texts)
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01, max_attempts = 3 } }
+      local client = emu:client { retry = { initial = 0.01, max_attempts = 3 } }
       emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "batchEmbedText" },
         action = "error", status = 503, errorStatus = "UNAVAILABLE", times = 1 } } })
       local res = assert(client:batch_embed_text(MODEL, { texts = texts }))
       assert.same(want, res.embeddings)
-      local j = journal()
+      local j = emu:requests()
       assert.equal(4, #j)                    -- 3 chunks + 1 retry
       local failed, seen = nil, {}
       for _, r in ipairs(j) do
@@ -107,7 +87,7 @@ describe("batch embedding", function()
 
     it("calls on_progress(done, total) and gives the same in callback form", function()
       local texts = texts_of(201)
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       local p1, p2 = {}, {}
       local blocking = assert(client:batch_embed_text(MODEL, { texts = texts },
         { on_progress = function(d, t) p1[#p1 + 1] = d .. "/" .. t end }))
@@ -125,7 +105,7 @@ describe("batch embedding", function()
     end)
 
     it("in callback form, a chunk that fails for good gives one callback with its error", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "batchEmbedText" },
         action = "error", status = 400, errorStatus = "INVALID_ARGUMENT", message = "bad chunk", times = 1 } } })
       local calls, err = 0, nil
@@ -151,12 +131,12 @@ describe("batch embedding", function()
   describe("one splitting rule", function()
     it("client:batch_embed_text splits by request size too, in both forms, like gemini.batch", function()
       local texts = big_texts()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       local p1 = {}
       local res = assert(client:batch_embed_text(MODEL, { texts = texts },
         { on_progress = function(d, t) p1[#p1 + 1] = d .. "/" .. t end }))
       assert.equal(70, #res.embeddings)
-      local j = journal()
+      local j = emu:requests()
       assert.is_true(#j >= 2)
       local count = 0
       for _, r in ipairs(j) do
@@ -179,25 +159,25 @@ describe("batch embedding", function()
     end)
 
     it("max_texts and max_bytes: call options of batch_embed_text only, checked before any request", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       local res = assert(client:batch_embed_text(MODEL, texts_of(7), { max_texts = 3 }))
       assert.equal(7, #res.embeddings)
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       assert.same({ 3, 3, 1 }, (function()
         local n = {}
-        for i, r in ipairs(journal()) do n[i] = #cjson.decode(r.body).texts end
+        for i, r in ipairs(emu:requests()) do n[i] = #cjson.decode(r.body).texts end
         table.sort(n, function(a, b) return a > b end)
         return n
       end)())
       assert.has_error(function() client:get_model(MODEL, { max_texts = 3 }) end)
       assert.has_error(function() client:batch_embed_text(MODEL, texts_of(3), { max_texts = 0 }) end)
       assert.has_error(function() client:batch_embed_text(MODEL, texts_of(3), { max_bytes = "x" }) end)
-      assert.equal(3, #journal())
+      assert.equal(3, #emu:requests())
       client:close()
     end)
 
     it("a single request still reports on_progress(1, 1), in both forms", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       local p = {}
       assert(client:batch_embed_text(MODEL, texts_of(3),
         { on_progress = function(d, t) p[#p + 1] = d .. "/" .. t end }))
@@ -212,7 +192,7 @@ describe("batch embedding", function()
     end)
 
     it("an error raised by on_progress propagates; the client stays consistent", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false, max_in_flight = 1 }
+      local client = emu:client { retry = false, max_in_flight = 1 }
       local ok, e = pcall(client.batch_embed_text, client, MODEL, texts_of(250),
         { on_progress = function(d) if d == 1 then error("progress fails") end end })
       assert.is_false(ok)
@@ -227,16 +207,16 @@ describe("batch embedding", function()
 
     it("splits by request size: every request under the limit, embeddings in input order", function()
       local texts = big_texts()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       -- as one request it would be refused by the server
       local _, too_big = client:batch_embed_text(MODEL, { texts = texts }, { max_bytes = 64 * 1024 * 1024 })
       assert.equal(413, too_big.code)
-      emu:control("POST", "/emulator/v1/reset")
+      emu:reset()
       local progress = {}
       local res = assert(batch.embed_text(client, MODEL, texts,
         { on_progress = function(d, t) progress[#progress + 1] = d .. "/" .. t end }))
       assert.equal(70, #res.embeddings)
-      local j = journal()
+      local j = emu:requests()
       assert.is_true(#j >= 2)
       local count = 0
       for _, r in ipairs(j) do
@@ -255,9 +235,9 @@ describe("batch embedding", function()
       local texts = texts_of(30, "module text ")
       local client, wire = counting_client { max_in_flight = 3 }
       local res = assert(batch.embed_text(client, MODEL, { texts = texts }, { max_texts = 5 }))
-      assert.equal(6, #journal())
+      assert.equal(6, #emu:requests())
       assert.equal(3, wire.peak)
-      assert.is_true(stats().maxInFlight <= 3)
+      assert.is_true(emu:stats().maxInFlight <= 3)
       assert.same(assert(client:batch_embed_text(MODEL, texts)), res)
       assert.same({ embeddings = {} }, batch.embed_text(client, MODEL, {}))
       client:close()
@@ -265,7 +245,7 @@ describe("batch embedding", function()
 
     it("callback form: returns at once; a failing chunk is retried alone; progress; one callback", function()
       local texts = texts_of(15, "cb text ")
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = { initial = 0.01 } }
+      local client = emu:client { retry = { initial = 0.01 } }
       emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "batchEmbedText" },
         action = "error", status = 503, errorStatus = "UNAVAILABLE", times = 1 } } })
       local progress, calls, got = {}, 0, nil
@@ -279,12 +259,12 @@ describe("batch embedding", function()
       assert.is_true(h.done())
       assert.same(reference(texts), got.embeddings)
       assert.same({ "1/3", "2/3", "3/3" }, progress)
-      assert.equal(4, #journal())
+      assert.equal(4, #emu:requests())
       client:close()
     end)
 
     it("callback form: a chunk failing for good ends the batch once; cancel gives CANCELLED", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "batchEmbedText" },
         action = "error", status = 400, errorStatus = "INVALID_ARGUMENT", message = "bad chunk", times = 1 } } })
       local calls, err = 0, nil
@@ -310,12 +290,12 @@ describe("batch embedding", function()
     end)
 
     it("checks its arguments before any request", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       assert.has_error(function() batch.embed_text(client, MODEL, { 1, 2 }) end,
         "bad argument #3 to 'embed_text' (text 1 is a number, not a string)")
       assert.has_error(function() batch.embed_text(client, MODEL, {}, { max_txts = 3 }) end)
       assert.has_error(function() batch.embed_text(client, MODEL, {}, nil, 42) end)
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
       client:close()
     end)
   end)

@@ -2,32 +2,13 @@
 local helper = require("spec.helpers.emulator")
 local cjson = require("cjson").new()
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/cli_spec%.lua$") or "./")
-if ROOT == "" then ROOT = "./" end
-
-local function shquote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local ROOT = helper.root() .. "/"
+local shquote = helper.shquote
+local function readfile(path) return helper.readfile(path) or "" end
 
 describe("bin/gemini", function()
-  local emu
-
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
-      tuning_step_ms = 10 }
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = helper.with_emulator{ "--api-key", "k1=alice@example.com", "--api-key", "k2=bob@example.com",
+    tuning_step_ms = 10, reset = false }
 
   -- runs bin/gemini; returns exit code, stdout, stderr
   local function run(args, opts)
@@ -148,7 +129,7 @@ describe("bin/gemini", function()
         "Tell", "me", "about", "Lua" }
       assert.are.equal(0, code)
       local gemini = require("gemini")
-      local client = gemini.new{ base_url = emu.url, api_key = "k1" }
+      local client = emu:client{}
       local res = assert(client:generate_text("models/text-bison-001",
         { prompt = { text = "Tell me about Lua" }, temperature = 0 }))
       client:close()
@@ -194,8 +175,7 @@ describe("bin/gemini", function()
     it("counts text and message tokens", function()
       local code, out = run{ "count-tokens", "-m", "text-bison-001", "How many tokens?" }
       assert.are.equal(0, code)
-      local gemini = require("gemini")
-      local client = gemini.new{ base_url = emu.url, api_key = "k1" }
+      local client = emu:client{}
       local t = assert(client:count_text_tokens("models/text-bison-001", { prompt = { text = "How many tokens?" } }))
       local m = assert(client:count_message_tokens("models/chat-bison-001",
         { prompt = { messages = { { content = "How many tokens?" } } } }))

@@ -1,20 +1,9 @@
 -- Every script in examples/ runs against the emulator (GEMINI_BASE_URL/GEMINI_API_KEY), so none can rot.
 local helper = require("spec.helpers.emulator")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)spec/examples_spec%.lua$") or "./")
-if ROOT == "" then ROOT = "./" end
-
-local function shquote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local ROOT = helper.root() .. "/"
+local shquote = helper.shquote
+local function readfile(path) return helper.readfile(path) or "" end
 
 -- What each script is given and must print. Scripts not listed here must still exit 0.
 local CASES = {
@@ -54,15 +43,7 @@ local function list_examples()
 end
 
 describe("examples/", function()
-  local emu
-
-  setup(function()
-    emu = helper.start{ "--api-key", "example-key=alice@example.com", tuning_step_ms = 10 }
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = helper.with_emulator{ "--api-key", "example-key=alice@example.com", tuning_step_ms = 10, reset = false }
 
   local function run(script, stdin)
     local out, input = os.tmpname(), os.tmpname()
