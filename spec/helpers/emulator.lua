@@ -301,6 +301,13 @@ function Emulator:control(method, path, body)
   return status, raw, headers
 end
 
+-- A shallow copy of an options table (nil: an empty one), so the caller's table is never changed.
+local function copy(t)
+  local o = {}
+  for k, v in pairs(t or {}) do o[k] = v end
+  return o
+end
+
 --- The request journal, oldest first: `{ method, path, query, rpc, headers, body, status }` each.
 function Emulator:requests()
   local _, j = self:control("GET", "/emulator/v1/requests")
@@ -348,8 +355,7 @@ end
 -- --api-key) and `base_url` (default: emu.url) filled in when absent. Nothing else is defaulted
 -- (pass `retry = false` yourself). Under with_emulator, a client still alive at teardown is closed there.
 function Emulator:client(opts)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = copy(opts)
   if o.api_key == nil then o.api_key = self.key end
   if o.base_url == nil then o.base_url = self.url end
   local c = require("gemini").new(o)
@@ -362,8 +368,7 @@ end
 -- given to on_request, on_response and on_retry, in order).
 function Emulator:traced(opts)
   local t = { requests = {}, retries = {}, responses = {} }
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = copy(opts)
   o.on_request = function(info) t.requests[#t.requests + 1] = info end
   o.on_response = function(info) t.responses[#t.responses + 1] = info end
   o.on_retry = function(info) t.retries[#t.retries + 1] = info end
