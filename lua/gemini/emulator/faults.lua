@@ -2,7 +2,8 @@
 --
 -- A rule: `{ match = { method =, httpMethod =, path = }, action = "error"|"delay"|"reset"|"truncate"|
 -- "invalid_json"|"html"|"drip", times = N (default 1, 0 = forever), status =, message =, errorStatus =,
--- details =, retryAfter =, delayMs =, dripBytes =, dripIntervalMs =, bytes = }`.
+-- details =, retryAfter =, retryAfterDate =, retryAfterFormat =, delayMs =, dripBytes =, dripIntervalMs =,
+-- bytes = }`.
 -- The server asks `faults:match(req, route)` for every API request; the first matching rule with
 -- times left wins and is counted down. The responses for the actions that need no real reply are
 -- built here; the socket-level actions (reset, truncate, drip, delay) are carried out by the server.
@@ -10,6 +11,7 @@
 
 local json = require "gemini.emulator.json"
 local status = require "gemini.emulator.status"
+local http = require "gemini.emulator.http"
 
 local M = {}
 
@@ -17,8 +19,8 @@ M.actions = { error = true, delay = true, reset = true, truncate = true, invalid
               drip = true }
 
 local rule_keys = { match = true, action = true, times = true, status = true, message = true, errorStatus = true,
-                    details = true, retryAfter = true, delayMs = true, dripBytes = true, dripIntervalMs = true,
-                    bytes = true }
+                    details = true, retryAfter = true, retryAfterDate = true, retryAfterFormat = true,
+                    delayMs = true, dripBytes = true, dripIntervalMs = true, bytes = true }
 local match_keys = { method = true, httpMethod = true, path = true }
 
 --- Google's default messages for the canonical codes a fault is likely to use.
@@ -44,6 +46,8 @@ Faults.__index = Faults
 function M.new()
   return setmetatable({ rules = {} }, Faults)
 end
+
+local DATE_FORMS = { ["imf-fixdate"] = true, rfc850 = true, asctime = true }
 
 local function is_int(v, min, max)
   return type(v) == "number" and v == math.floor(v) and v >= (min or 0) and (max == nil or v <= max)
@@ -91,6 +95,18 @@ function M.validate(r)
   if r.retryAfter ~= nil and not is_int(r.retryAfter, 0) then
     return nil, "retryAfter must be a non-negative integer (seconds)"
   end
+  if r.retryAfterDate ~= nil then
+    if not is_int(r.retryAfterDate, -1e9, 1e9) then
+      return nil, "retryAfterDate must be an integer (seconds from now; negative for a past date)"
+    end
+    if r.retryAfter ~= nil then return nil, "give retryAfter or retryAfterDate, not both" end
+  end
+  if r.retryAfterFormat ~= nil then
+    if not DATE_FORMS[r.retryAfterFormat] then
+      return nil, "retryAfterFormat must be one of imf-fixdate, rfc850, asctime"
+    end
+    if r.retryAfterDate == nil then return nil, "retryAfterFormat needs retryAfterDate" end
+  end
   if r.delayMs ~= nil and not is_int(r.delayMs, 0) then return nil, "delayMs must be a non-negative integer" end
   if r.dripBytes ~= nil and not is_int(r.dripBytes, 1) then return nil, "dripBytes must be a positive integer" end
   if r.dripIntervalMs ~= nil and not is_int(r.dripIntervalMs, 0) then
@@ -133,7 +149,8 @@ function Faults:list()
     out[i] = json.object("match", m, "action", r.action, "times", r.times,
       "remaining", r.times == 0 and json.null or r.left, "hits", r.hits,
       "status", r.status, "message", r.message, "errorStatus", r.errorStatus, "details", r.details,
-      "retryAfter", r.retryAfter, "delayMs", r.delayMs, "dripBytes", r.dripBytes,
+      "retryAfter", r.retryAfter, "retryAfterDate", r.retryAfterDate, "retryAfterFormat", r.retryAfterFormat,
+      "delayMs", r.delayMs, "dripBytes", r.dripBytes,
       "dripIntervalMs", r.dripIntervalMs, "bytes", r.bytes)
   end
   return out
@@ -159,8 +176,11 @@ function Faults:match(req, route)
 end
 
 --- The response of an `error` rule: Google's envelope, Retry-After and RetryInfo when asked.
+-- `retryAfterDate` sends `Retry-After` as an HTTP date that many seconds after this reply's own
+-- `Date` header (both from one reading of the clock), without a RetryInfo detail.
 -- @param r rule
-function M.error_response(r)
+-- @param now optional epoch seconds (default `os.time()`)
+function M.error_response(r, now)
   local canonical = r.errorStatus or (r.status and status.canonical_for_http(r.status)) or "UNAVAILABLE"
   local code = r.status or status.to_http(canonical)
   local details = {}
@@ -169,6 +189,11 @@ function M.error_response(r)
   local resp = status.error_response(canonical, r.message or M.default_messages[canonical] or "Injected fault.",
     details, code)
   if r.retryAfter then resp.headers["Retry-After"] = string.format("%d", r.retryAfter) end
+  if r.retryAfterDate then
+    now = now or os.time()
+    resp.headers["Date"] = http.format_date(now)
+    resp.headers["Retry-After"] = http.format_date(now + r.retryAfterDate, r.retryAfterFormat)
+  end
   return resp
 end
 

@@ -330,16 +330,33 @@ end
 -- responses
 
 local wdays = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local long_wdays = { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday" }
 local months = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
 local date_cache, date_at = nil, nil
+
+--- The HTTP date (RFC 9110) of `t` seconds since the epoch, in one of its three forms.
+-- @param t epoch seconds (integer)
+-- @param form `"imf-fixdate"` (default: `Sun, 06 Nov 1994 08:49:37 GMT`), `"rfc850"`
+--   (`Sunday, 06-Nov-94 08:49:37 GMT`) or `"asctime"` (`Sun Nov  6 08:49:37 1994`)
+-- @return string
+function M.format_date(t, form)
+  local d = os.date("!*t", t)   -- gmtime: the fields are UTC
+  if form == "rfc850" then
+    return format("%s, %02d-%s-%02d %02d:%02d:%02d GMT", long_wdays[d.wday], d.day, months[d.month], d.year % 100,
+      d.hour, d.min, d.sec)
+  elseif form == "asctime" then
+    return format("%s %s %2d %02d:%02d:%02d %04d", wdays[d.wday], months[d.month], d.day, d.hour, d.min, d.sec,
+      d.year)
+  end
+  return format("%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[d.wday], d.day, months[d.month], d.year,
+    d.hour, d.min, d.sec)
+end
 
 --- The current time as an HTTP date (IMF-fixdate), cached per second.
 function M.date()
   local now = os.time()
   if now ~= date_at then
-    local t = os.date("!*t", now)
-    date_cache = format("%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[t.wday], t.day, months[t.month], t.year,
-      t.hour, t.min, t.sec)
+    date_cache = M.format_date(now)
     date_at = now
   end
   return date_cache
