@@ -8,7 +8,8 @@
 --  * `message`: one human line (or Google's text);
 --  * `details`: the decoded `details` array of the Google error (or nil);
 --  * `reason`: from a `google.rpc.ErrorInfo` detail;
---  * `retry_after`: seconds, from `google.rpc.RetryInfo` or the `Retry-After` header;
+--  * `retry_after`: seconds, from `google.rpc.RetryInfo` or the `Retry-After` header (delay-seconds, or an
+--    HTTP date counted from the reply's `Date` header: see `retry_after`);
 --  * `method`, `path`: the HTTP method and URL path of the request (no query, never a key);
 --  * `kind`: the transport failure kind of the C core, when there was one; `attempts` when retried.
 --
@@ -159,10 +160,83 @@ function M.duration(d)
   return n and tonumber(n) or nil
 end
 
-local function retry_after_header(h)
-  if type(h) ~= "string" then return nil end
-  local n = h:match("^%s*(%d+%.?%d*)%s*$")
-  return n and tonumber(n) or nil
+-- HTTP-date (RFC 9110, section 5.6.7) ---------------------------------------------------------
+
+local floor = math.floor
+local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8, sep = 9, oct = 10,
+                 nov = 11, dec = 12 }
+local SHORT_DAYS = { sun = true, mon = true, tue = true, wed = true, thu = true, fri = true, sat = true }
+local LONG_DAYS = { sunday = true, monday = true, tuesday = true, wednesday = true, thursday = true,
+                    friday = true, saturday = true }
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil): pure arithmetic,
+-- so neither the local time zone nor the platform's time_t range is involved.
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12                      -- March = 0
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function leap(y) return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 end
+local MDAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function epoch(y, mon, d, hh, mm, ss)
+  local m = MONTHS[mon:lower()]
+  y, d, hh, mm, ss = tonumber(y), tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss)
+  if not m or d < 1 or d > ((m == 2 and leap(y)) and 29 or MDAYS[m]) or hh > 23 or mm > 59 or ss > 60 then
+    return nil
+  end
+  return ((days_from_civil(y, m, d) * 24 + hh) * 60 + mm) * 60 + ss
+end
+
+--- Seconds since the Unix epoch (UTC) of an HTTP-date, or nil.
+-- Accepts the three forms of RFC 9110: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete
+-- RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`, a two-digit year more than 50 years ahead of `now`
+-- meaning the century before) and asctime (`Sun Nov  6 08:49:37 1994`). Names are matched without
+-- regard to case; the weekday must be a weekday name but is not checked against the date.
+-- @param s string
+-- @param now optional epoch seconds that resolve an RFC 850 two-digit year (default `os.time()`)
+-- @return integer seconds or nil
+function M.http_date(s, now)
+  if type(s) ~= "string" then return nil end
+  s = s:match("^[ \t]*(.-)[ \t]*$")
+  local wd, d, mon, y, hh, mm, ss = s:match("^(%a%a%a), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if wd and SHORT_DAYS[wd:lower()] then return epoch(y, mon, d, hh, mm, ss) end
+  wd, d, mon, y, hh, mm, ss = s:match("^(%a+), (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if wd and LONG_DAYS[wd:lower()] then
+    -- RFC 9110: a two-digit year more than 50 years in the future is the most recent past year
+    -- with the same last two digits
+    local this_year = tonumber(os.date("!%Y", floor(now or os.time())))
+    local full = this_year - this_year % 100 + tonumber(y)
+    if full > this_year + 50 then full = full - 100 end
+    return epoch(full, mon, d, hh, mm, ss)
+  end
+  wd, mon, d, hh, mm, ss, y = s:match("^(%a%a%a) (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  if wd and SHORT_DAYS[wd:lower()] then return epoch(y, mon, d, hh, mm, ss) end   -- d may be " 6"
+  return nil
+end
+
+--- Seconds to wait from a `Retry-After` header value: delay-seconds, or an HTTP-date counted from
+-- the reply's `Date` header (the server's clock, so clock skew does not matter), else from the
+-- local clock. A date in the past gives 0; anything else unparsable gives nil.
+-- @param value the `Retry-After` header value (or nil)
+-- @param date the reply's `Date` header value (or nil)
+-- @param now optional epoch seconds used when `date` is missing or unparsable (default `os.time()`)
+-- @return seconds or nil
+function M.retry_after(value, date, now)
+  if type(value) ~= "string" then return nil end
+  local n = value:match("^%s*(%d+%.?%d*)%s*$")
+  if n then return tonumber(n) end
+  now = now or os.time()
+  local at = M.http_date(value, now)
+  if not at then return nil end
+  local base = M.http_date(date, now) or now
+  local s = at - base
+  return s > 0 and s or 0
 end
 
 --- Builds the error for an HTTP reply that is not a success, or a success whose body is unusable.
@@ -205,7 +279,7 @@ function M.from_response(resp, req, decoded, secrets, why)
     if body ~= "" then f.message = f.message .. ": " .. excerpt(body) end
     f.body_excerpt = excerpt(body)
   end
-  if f.retry_after == nil then f.retry_after = retry_after_header(headers["retry-after"]) end
+  if f.retry_after == nil then f.retry_after = M.retry_after(headers["retry-after"], headers["date"]) end
   return M.new(f, secrets)
 end
 
