@@ -138,6 +138,8 @@ local ROUTES = {
   { "GET", "^/v1/tunedModels/([^/:]+)/operations/([^/:]+)$", "getOperation" },
   { "GET", "^/v1beta3/tunedModels/([^/:]+)/operations$", "listOperations" },
   { "GET", "^/v1/tunedModels/([^/:]+)/operations$", "listOperations" },
+  { "POST", "^/v1beta3/tunedModels/([^/:]+)/operations/([^/:]+):cancel$", "cancelOperation" },
+  { "POST", "^/v1/tunedModels/([^/:]+)/operations/([^/:]+):cancel$", "cancelOperation" },
 }
 
 -- query parameters each method binds: param name (camel and snake) -> { field name, type }
@@ -166,7 +168,7 @@ local BODY = {
   embedText = "EmbedTextRequest", batchEmbedText = "BatchEmbedTextRequest",
   createTunedModel = "TunedModel", updateTunedModel = "TunedModel",
   createPermission = "Permission", updatePermission = "Permission",
-  transferOwnership = "TransferOwnershipRequest",
+  transferOwnership = "TransferOwnershipRequest", cancelOperation = "CancelOperationRequest",
 }
 
 local function match_route(method, path)
@@ -793,15 +795,30 @@ function handlers.deleteTunedModel(self, ctx)
   return json.object()
 end
 
-function handlers.getOperation(self, ctx)
+-- the tuned model record whose operation the path names, or a 404
+local function operation_record(self, ctx)
   local name = "tunedModels/" .. ctx.caps[1]
   local opname = name .. "/operations/" .. ctx.caps[2]
   local rec = self.tuned[name]
   if not rec or rec.op_name ~= opname then
     api_error("NOT_FOUND", "Operation " .. opname .. " does not exist.")
   end
+  return rec
+end
+
+function handlers.getOperation(self, ctx)
+  local rec = operation_record(self, ctx)
   require_role(rec, ctx, "READER")
   return tuning.operation(rec, ctx.now, ctx.opts)
+end
+
+-- google.longrunning CancelOperation: a running operation ends at once (done, error CANCELLED) and
+-- tuning stops (the model FAILED); a finished one is left as it is. Both reply {}.
+function handlers.cancelOperation(self, ctx)
+  local rec = operation_record(self, ctx)
+  require_role(rec, ctx, "OWNER")
+  tuning.cancel(rec, ctx.now)
+  return json.object()
 end
 
 function handlers.listOperations(self, ctx)

@@ -27,6 +27,9 @@ for mname, m in pairs(schema.messages) do
   end
   by_name[mname] = t
 end
+-- google.longrunning.CancelOperationRequest, the body (`*`) of the operations' :cancel route: not part of
+-- the generativelanguage protos the schema is generated from. `name` is bound by the path (the path wins).
+by_name.CancelOperationRequest = { name = { name = "name", json = "name", type = "string", number = 1 } }
 M.by_name = by_name
 
 local enum_by_name, enum_by_number = {}, {}

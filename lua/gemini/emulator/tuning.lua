@@ -4,7 +4,8 @@
 -- milliseconds after the start; reading a model or its operation computes the state from the
 -- clock, so no timer is needed. Each completed step adds a snapshot (step, epoch =
 -- floor(step * batchSize / examples), a decreasing meanLoss, computeTime). A training example
--- whose output contains `[[fail]]` makes tuning stop FAILED after half of the steps.
+-- whose output contains `[[fail]]` makes tuning stop FAILED after half of the steps. Cancelling the
+-- operation (`cancel`) freezes a running record at its current step, FAILED, operation error CANCELLED.
 -- @module gemini.emulator.tuning
 
 local rand = require "gemini.emulator.rand"
@@ -42,6 +43,8 @@ end
 
 --- Progress of a record at time `now`: completed steps, state, finish time.
 function M.progress(rec, now)
+  local c = rec.cancelled
+  if c then return c.steps, "FAILED", c.time end
   local step_s = rec.step_ms / 1000
   local limit = rec.fail_step or rec.total_steps
   local done_steps
@@ -122,12 +125,30 @@ function M.operation(rec, now, opts, fresh)
   if state == "ACTIVE" then
     json.set(op, "done", true)
     json.set(op, "response", proto.any("TunedModel", M.model_fields(rec, now), opts))
+  elseif rec.cancelled then
+    json.set(op, "done", true)
+    json.set(op, "error", json.object("code", 1, "message", M.CANCELLED_MESSAGE))
   elseif state == "FAILED" then
     json.set(op, "done", true)
     json.set(op, "error", json.object("code", 13, "message",
       "Tuning failed at step " .. steps .. ": the training data made the loss diverge ([[fail]] marker)."))
   end
   return op
+end
+
+--- The message of a cancelled operation's error (google.rpc.Code CANCELLED = 1).
+M.CANCELLED_MESSAGE = "Operation was cancelled."
+
+--- Cancel tuning at `now` (google.longrunning CancelOperation): a record still CREATING stops with
+-- the steps completed so far, state FAILED and its operation done with error CANCELLED; a finished
+-- record is unchanged. Returns true when it was running.
+-- @param rec tuned-model record
+-- @param now current time
+function M.cancel(rec, now)
+  local steps, state = M.progress(rec, now)
+  if state ~= "CREATING" then return false end
+  rec.cancelled = { steps = steps, time = now }
+  return true
 end
 
 --- Number of examples * epochs / batch, rounded up.
