@@ -213,88 +213,87 @@ end
 
 local decode_value
 
+-- After an object member or an array element: skips the separator. Returns the position of the next
+-- member and false, or the position after `closer` (125 `}` or 93 `]`) and true. Like protobuf's
+-- stream parser (ParseEntry, ParseArrayValue), a trailing comma before the closer is accepted: Google
+-- answered 200 to its own tuning tutorial's `"epoch_count":3,}`.
+local function separator(s, pos, closer, what)
+  pos = skip(s, pos)
+  local c = byte(s, pos)
+  if c == 44 then
+    pos = skip(s, pos + 1)
+    if byte(s, pos) == closer then return pos + 1, true end
+    return pos, false
+  elseif c == closer then
+    return pos + 1, true
+  end
+  local expected = "Expected , or " .. char(closer) .. " after " .. what .. "."
+  if pos > #s then failure(s, pos, "Unexpected end of string. " .. expected) end
+  failure(s, pos, expected)
+end
+
+-- An object key (quoted, or bare as the stream parser still takes it "for back compat", but not
+-- true/false/null) and the `:` after it: returns the key and the position of its value.
+local function object_key(s, pos)
+  local k
+  local kc = byte(s, pos)
+  if kc == 34 or kc == 39 then
+    k, pos = decode_string(s, pos)
+  elseif kc and find(s, "^[%a_$]", pos) then
+    local _, ke = find(s, "^[%w_$]*", pos)
+    k = sub(s, pos, ke)
+    if k == "true" or k == "false" or k == "null" then failure(s, ke + 1, "Expected an object key or }.") end
+    pos = ke + 1
+  else
+    if pos > #s then failure(s, pos, "Unexpected end of string. Expected an object key or }.") end
+    failure(s, pos, "Expected an object key or }.")
+  end
+  pos = skip(s, pos)
+  if byte(s, pos) ~= 58 then failure(s, pos, "Expected : between key:value pair.") end
+  return k, skip(s, pos + 1)
+end
+
+-- The members of an object (`keys`: its key order, filled here) or the elements of an array, from the
+-- opening bracket at `pos` through `closer`, into `t`. Number literals are kept by key or index, and
+-- a repeated object key is recorded in `dups` (the last value wins).
+local function decode_items(s, pos, depth, t, closer, what, keys)
+  local n, lits = 0, nil
+  pos = skip(s, pos + 1)
+  if byte(s, pos) == closer then return t, pos + 1 end
+  while true do
+    local k
+    if keys then k, pos = object_key(s, pos) else n = n + 1; k = n end
+    local v, lit
+    v, pos, lit = decode_value(s, pos, depth)
+    if keys then
+      if t[k] ~= nil then
+        local d = dups[t]
+        if not d then d = {}; dups[t] = d end
+        d[#d + 1] = k
+      else
+        keys[#keys + 1] = k
+      end
+    end
+    t[k] = v
+    if lit then
+      if not lits then lits = {}; literals[t] = lits end
+      lits[k] = lit
+    end
+    local closed
+    pos, closed = separator(s, pos, closer, what)
+    if closed then return t, pos end
+  end
+end
+
 local function decode_object(s, pos, depth)
   local o = setmetatable({}, object_mt)
   local keys = {}
   order[o] = keys
-  local lits
-  pos = skip(s, pos + 1)
-  if byte(s, pos) == 125 then return o, pos + 1 end
-  while true do
-    local k
-    local kc = byte(s, pos)
-    if kc == 34 or kc == 39 then
-      k, pos = decode_string(s, pos)
-    elseif kc and find(s, "^[%a_$]", pos) then
-      -- a bare key, as the stream parser still takes it "for back compat" (but not true/false/null)
-      local _, ke = find(s, "^[%w_$]*", pos)
-      k = sub(s, pos, ke)
-      if k == "true" or k == "false" or k == "null" then failure(s, ke + 1, "Expected an object key or }.") end
-      pos = ke + 1
-    else
-      if pos > #s then failure(s, pos, "Unexpected end of string. Expected an object key or }.") end
-      failure(s, pos, "Expected an object key or }.")
-    end
-    pos = skip(s, pos)
-    if byte(s, pos) ~= 58 then failure(s, pos, "Expected : between key:value pair.") end
-    pos = skip(s, pos + 1)
-    local v, lit
-    v, pos, lit = decode_value(s, pos, depth)
-    if o[k] ~= nil then
-      local d = dups[o]
-      if not d then d = {}; dups[o] = d end
-      d[#d + 1] = k
-    else
-      keys[#keys + 1] = k
-    end
-    o[k] = v
-    if lit then
-      if not lits then lits = {}; literals[o] = lits end
-      lits[k] = lit
-    end
-    pos = skip(s, pos)
-    local c = byte(s, pos)
-    if c == 44 then
-      pos = skip(s, pos + 1)
-      -- protobuf's stream parser (ParseEntry) closes the object here: a trailing comma is accepted,
-      -- and Google answered 200 to its own tuning tutorial's `"epoch_count":3,}`
-      if byte(s, pos) == 125 then return o, pos + 1 end
-    elseif c == 125 then
-      return o, pos + 1
-    else
-      if pos > #s then failure(s, pos, "Unexpected end of string. Expected , or } after key:value pair.") end
-      failure(s, pos, "Expected , or } after key:value pair.")
-    end
-  end
+  return decode_items(s, pos, depth, o, 125, "key:value pair", keys)
 end
 
 local function decode_array(s, pos, depth)
-  local a = setmetatable({}, array_mt)
-  local n = 0
-  local lits
-  pos = skip(s, pos + 1)
-  if byte(s, pos) == 93 then return a, pos + 1 end
-  while true do
-    local v, lit
-    v, pos, lit = decode_value(s, pos, depth)
-    n = n + 1
-    a[n] = v
-    if lit then
-      if not lits then lits = {}; literals[a] = lits end
-      lits[n] = lit
-    end
-    pos = skip(s, pos)
-    local c = byte(s, pos)
-    if c == 44 then
-      pos = skip(s, pos + 1)
-      if byte(s, pos) == 93 then return a, pos + 1 end  -- trailing comma, as ParseArrayValue accepts it
-    elseif c == 93 then
-      return a, pos + 1
-    else
-      if pos > #s then failure(s, pos, "Unexpected end of string. Expected , or ] after array value.") end
-      failure(s, pos, "Expected , or ] after array value.")
-    end
-  end
+  return decode_items(s, pos, depth, setmetatable({}, array_mt), 93, "array value")
 end
 
 function decode_value(s, pos, depth)
@@ -429,13 +428,21 @@ end
 
 local encode_value
 
-local function encode_pretty(v, out, n, indent)
+-- Appends a scalar (or null) to `out` and returns the new count; nil for a table (an array or object).
+local function encode_scalar(v, out, n)
   local tv = type(v)
-  if tv == "string" then n = n + 1; out[n] = quote(v); return n
-  elseif tv == "number" then n = n + 1; out[n] = num(v); return n
-  elseif tv == "boolean" then n = n + 1; out[n] = v and "true" or "false"; return n
-  elseif v == nil or v == M.null then n = n + 1; out[n] = "null"; return n
-  elseif tv ~= "table" then error("json: cannot encode " .. tv) end
+  if tv == "string" then out[n + 1] = quote(v)
+  elseif tv == "number" then out[n + 1] = num(v)
+  elseif tv == "boolean" then out[n + 1] = v and "true" or "false"
+  elseif v == nil or v == M.null then out[n + 1] = "null"
+  elseif tv == "table" then return nil
+  else error("json: cannot encode " .. tv) end
+  return n + 1
+end
+
+local function encode_pretty(v, out, n, indent)
+  local scalar = encode_scalar(v, out, n)
+  if scalar then return scalar end
   local mt = getmetatable(v)
   local inner = indent .. "  "
   if mt == array_mt or (mt ~= object_mt and is_sequence(v)) then
@@ -464,12 +471,8 @@ local function encode_pretty(v, out, n, indent)
 end
 
 local function encode_compact(v, out, n)
-  local tv = type(v)
-  if tv == "string" then n = n + 1; out[n] = quote(v); return n
-  elseif tv == "number" then n = n + 1; out[n] = num(v); return n
-  elseif tv == "boolean" then n = n + 1; out[n] = v and "true" or "false"; return n
-  elseif v == nil or v == M.null then n = n + 1; out[n] = "null"; return n
-  elseif tv ~= "table" then error("json: cannot encode " .. tv) end
+  local scalar = encode_scalar(v, out, n)
+  if scalar then return scalar end
   local mt = getmetatable(v)
   if mt == array_mt or (mt ~= object_mt and is_sequence(v)) then
     n = n + 1; out[n] = "["
