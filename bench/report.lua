@@ -87,6 +87,31 @@ end
 local out = {}
 local function p(s) out[#out + 1] = s or "" end
 
+-- A markdown table row of the given cells, then `blank` empty cells (a contender without data).
+local function row(cells, blank)
+  p("| " .. table.concat(cells, " | ") .. " |" .. string.rep(" |", blank or 0))
+end
+
+-- A table's header row and its separator.
+local function head(...)
+  row({ ... })
+  p("|" .. string.rep("---|", select("#", ...)))
+end
+
+-- Median over the rounds of (run r of `a`) / (run r of `b`): contenders that ran interleaved (round r of
+-- every contender, then round r+1) meet the same moment of the machine. Returns the median (nil without
+-- a pair) and the number of pairs.
+local function paired(a_runs, fa, b_runs, fb)
+  local by_run = {}
+  for _, x in ipairs(b_runs) do by_run[x.run] = fb(x) end
+  local ratios = {}
+  for _, x in ipairs(a_runs) do
+    local y = by_run[x.run]
+    if y and y > 0 then ratios[#ratios + 1] = fa(x) / y end
+  end
+  return median(ratios), #ratios
+end
+
 local CONTENDER_NAMES = {
   limit = "the limit (bench/limit.c, libcurl from C)",
   gemini = "lua-gemini, blocking",
@@ -155,14 +180,8 @@ local function ratio_target(name, num, den, want, cmp_le)
   -- contenders of one case ran interleaved: pair run i of each (same moment of the machine) and take the
   -- median of the per-round ratios, which cancels most of the load from elsewhere
   if num[1] == den[1] or (num[1]:match("^latency") and den[1]:match("^latency")) then
-    local by_run = {}
-    for _, x in ipairs(data[den[1]][den[2]].runs) do by_run[x.run] = den[3](x) end
-    local ratios = {}
-    for _, x in ipairs(data[num[1]][num[2]].runs) do
-      local y = by_run[x.run]
-      if y and y > 0 then ratios[#ratios + 1] = num[3](x) / y end
-    end
-    if #ratios > 0 then r = median(ratios); how = "median of " .. #ratios .. " paired rounds" end
+    local pr, k = paired(data[num[1]][num[2]].runs, num[3], data[den[1]][den[2]].runs, den[3])
+    if k > 0 then r = pr; how = "median of " .. k .. " paired rounds" end
   end
   local met
   if cmp_le then met = r <= want else met = r >= want end
@@ -170,22 +189,19 @@ local function ratio_target(name, num, den, want, cmp_le)
     string.format("%s: %s %s vs %s %s", how, fmt(a), num[4] or "", fmt(b), den[4] or ""))
 end
 
-ratio_target("Blocking sequential ≥ 0.85× the limit, HTTP/1.1",
-  { "seq-h1", "gemini", rps, "req/s" }, { "seq-h1", "limit", rps, "req/s" }, 0.85)
-ratio_target("Blocking sequential ≥ 0.85× the limit, HTTPS",
-  { "seq-tls", "gemini", rps, "req/s" }, { "seq-tls", "limit", rps, "req/s" }, 0.85)
-ratio_target("≥ 50× a curl process per request (HTTP/1.1)",
-  { "seq-h1", "gemini", rps, "req/s" }, { "seq-h1", "curl-process", rps, "req/s" }, 50)
-ratio_target("≥ 50× a curl process per request (HTTPS)",
-  { "seq-tls", "gemini", rps, "req/s" }, { "seq-tls", "curl-process", rps, "req/s" }, 50)
-ratio_target("≥ 1.2× LuaSocket over HTTP",
-  { "seq-h1", "gemini", rps, "req/s" }, { "seq-h1", "luasocket", rps, "req/s" }, 1.2)
-ratio_target("≥ 5× LuaSocket+LuaSec over HTTPS",
-  { "seq-tls", "gemini", rps, "req/s" }, { "seq-tls", "luasocket", rps, "req/s" }, 5)
-ratio_target("≥ 5× Google's Node client (HTTP/1.1)",
-  { "seq-h1", "gemini", rps, "req/s" }, { "seq-h1", "node", rps, "req/s" }, 5)
-ratio_target("≥ 5× Google's Node client (HTTPS)",
-  { "seq-tls", "gemini", rps, "req/s" }, { "seq-tls", "node", rps, "req/s" }, 5)
+-- blocking lua-gemini against another contender of a sequential case, in requests per second
+for _, t in ipairs({
+  { "Blocking sequential ≥ 0.85× the limit, HTTP/1.1", "seq-h1", "limit", 0.85 },
+  { "Blocking sequential ≥ 0.85× the limit, HTTPS", "seq-tls", "limit", 0.85 },
+  { "≥ 50× a curl process per request (HTTP/1.1)", "seq-h1", "curl-process", 50 },
+  { "≥ 50× a curl process per request (HTTPS)", "seq-tls", "curl-process", 50 },
+  { "≥ 1.2× LuaSocket over HTTP", "seq-h1", "luasocket", 1.2 },
+  { "≥ 5× LuaSocket+LuaSec over HTTPS", "seq-tls", "luasocket", 5 },
+  { "≥ 5× Google's Node client (HTTP/1.1)", "seq-h1", "node", 5 },
+  { "≥ 5× Google's Node client (HTTPS)", "seq-tls", "node", 5 },
+}) do
+  ratio_target(t[1], { t[2], "gemini", rps, "req/s" }, { t[2], t[3], rps, "req/s" }, t[4])
+end
 ratio_target("Non-blocking, 32 in flight over HTTP/2 ≥ 1.5× blocking (HTTPS)",
   { "conc-h2-32", "gemini-nb", rps, "req/s" },
   { (data["conc-h2-32"] or {}).gemini and "conc-h2-32" or "seq-tls", "gemini", rps, "req/s blocking" }, 1.5)
@@ -252,15 +268,14 @@ end
 
 p("## Targets")
 p()
-p("| target | measured | met? | from |")
-p("|---|---|---|---|")
+head("target", "measured", "met?", "from")
 local n_met, n_missed, n_unknown = 0, 0, 0
 for _, t in ipairs(targets) do
   local met = t[3] == true and "**met**" or t[3] == false and "**not met**" or "not measured"
   if t[3] == true then n_met = n_met + 1
   elseif t[3] == false then n_missed = n_missed + 1
   else n_unknown = n_unknown + 1 end
-  p(string.format("| %s | %s | %s | %s |", t[1], t[2], met, (t[4] or ""):gsub("|", "\\|")))
+  row({ t[1], t[2], met, ((t[4] or ""):gsub("|", "\\|")) })
 end
 p()
 p(string.format("%d met, %d not met, %d not measured. Where a target is not met, the explanation is under", n_met,
@@ -274,31 +289,23 @@ local ORDER = { "limit", "gemini", "gemini-nb", "gemini-nb-maxconn", "curl-proce
 local function paired_ratio(c, w1, w2, fn)
   local a, b = data[c] and data[c][w1], data[c] and data[c][w2]
   if not a or not b then return nil end
-  local by_run = {}
-  for _, x in ipairs(b.runs) do by_run[x.run] = fn(x) end
-  local ratios = {}
-  for _, x in ipairs(a.runs) do
-    local y = by_run[x.run]
-    if y and y > 0 then ratios[#ratios + 1] = fn(x) / y end
-  end
-  return median(ratios)
+  return (paired(a.runs, fn, b.runs, fn))
 end
 
 local function throughput_table(c, title, limit_w)
   p("### " .. title)
   p()
   local lim = stat(c, limit_w or "limit", rps)
-  p("| contender | req/s | ms/request | × limit (paired) | range (req/s) | requests/run |")
-  p("|---|---|---|---|---|---|")
+  head("contender", "req/s", "ms/request", "× limit (paired)", "range (req/s)", "requests/run")
   for _, w in ipairs(contenders_of(c, ORDER)) do
     local m, lo, hi = stat(c, w, rps)
     if m then
       local nmed = stat(c, w, function(r) return r.n end)
-      p(string.format("| %s | %s | %s | %s | %s–%s | %.0f |", cname(w), fmt(m), fmt(1000 / m, 3),
+      row({ cname(w), fmt(m), fmt(1000 / m, 3),
         lim and string.format("%.2f", paired_ratio(c, w, limit_w or "limit", rps) or m / lim) or "–",
-        fmt(lo), fmt(hi), nmed))
+        fmt(lo) .. "–" .. fmt(hi), string.format("%.0f", nmed) })
     else
-      p(string.format("| %s | %s | | | | |", cname(w), why_not(c, w)))
+      row({ cname(w), why_not(c, w) }, 4)
     end
   end
   p()
@@ -332,17 +339,15 @@ if data.embed then
   p("The baseline is the transfer alone (bench/limit.c, same request body, HTTP/1.1) plus `cjson.decode` of the same")
   p("reply body in Lua" .. (base and string.format(": %s + %s = **%s ms**.", fmt(t), fmt(d), fmt(base)) or "."))
   p()
-  p("| contender | ms per result | × baseline | range (ms) |")
-  p("|---|---|---|---|")
+  head("contender", "ms per result", "× baseline", "range (ms)")
   for _, w in ipairs(contenders_of("embed", { "limit", "cjson-decode", "gemini", "compact-decode", "gemini-compact",
       "luasocket", "curl-process", "node" })) do
     if not w:match("^memory") then
       local m, lo, hi = stat("embed", w, ms_per)
       if m then
-        p(string.format("| %s | %s | %s | %s–%s |", cname(w), fmt(m), base and string.format("%.2f", m / base) or "–",
-          fmt(lo), fmt(hi)))
+        row({ cname(w), fmt(m), base and string.format("%.2f", m / base) or "–", fmt(lo) .. "–" .. fmt(hi) })
       else
-        p(string.format("| %s | %s | | |", cname(w), why_not("embed", w)))
+        row({ cname(w), why_not("embed", w) }, 2)
       end
     end
   end
@@ -358,18 +363,17 @@ end
 if data["latency-seq"] or data["latency-32"] then
   p("### Latency-bound: 200 generateText against the emulator with `--latency 50`")
   p()
-  p("| contender | mode | seconds for the run | req/s | range (s) |")
-  p("|---|---|---|---|---|")
-  for _, row in ipairs({ { "latency-seq", "limit", "sequential" }, { "latency-seq", "gemini", "sequential" },
+  head("contender", "mode", "seconds for the run", "req/s", "range (s)")
+  for _, r in ipairs({ { "latency-seq", "limit", "sequential" }, { "latency-seq", "gemini", "sequential" },
       { "latency-32", "limit", "32 in flight" }, { "latency-32", "gemini-nb", "32 in flight" },
       { "latency-32", "gemini-nb-maxconn", "32 in flight" } }) do
-    local m, lo, hi = stat(row[1], row[2], function(r) return r.secs end)
+    local m, lo, hi = stat(r[1], r[2], function(x) return x.secs end)
     if m then
-      local n = stat(row[1], row[2], function(r) return r.n end)
-      p(string.format("| %s | %s | %.2f (%.0f requests) | %s | %.2f–%.2f |", cname(row[2]), row[3], m, n,
-        fmt((stat(row[1], row[2], rps))), lo, hi))
+      local n = stat(r[1], r[2], function(x) return x.n end)
+      row({ cname(r[2]), r[3], string.format("%.2f (%.0f requests)", m, n), fmt((stat(r[1], r[2], rps))),
+        string.format("%.2f–%.2f", lo, hi) })
     else
-      p(string.format("| %s | %s | %s | | |", cname(row[2]), row[3], why_not(row[1], row[2])))
+      row({ cname(r[2]), r[3], why_not(r[1], r[2]) }, 2)
     end
   end
   p()
@@ -378,13 +382,12 @@ end
 if data.require then
   p("### `require` time (fresh `lua5.4` process each run, wall clock around the `require` call)")
   p()
-  p("| module | ms | range (ms) | runs |")
-  p("|---|---|---|---|")
+  head("module", "ms", "range (ms)", "runs")
   for _, w in ipairs(contenders_of("require", { "gemini", "cjson", "socket.http" })) do
     local m, lo, hi, k = stat("require", w, function(r) return r.secs * 1000 end)
     local label = w == "gemini" and "require \"gemini\"" or cname(w)
-    if m then p(string.format("| %s | %.2f | %.2f–%.2f | %d |", label, m, lo, hi, k))
-    else p(string.format("| %s | %s | | |", label, why_not("require", w))) end
+    if m then row({ label, string.format("%.2f", m), string.format("%.2f–%.2f", lo, hi), string.format("%d", k) })
+    else row({ label, why_not("require", w) }, 2) end
   end
   p()
 end
@@ -392,14 +395,13 @@ end
 if data.rss then
   p("### RSS after 100 and after 20,000 sequential requests (HTTP/1.1, full GC before each reading)")
   p()
-  p("| contender | RSS at 100 (KiB) | RSS at the end (KiB) | growth (KiB) | requests |")
-  p("|---|---|---|---|---|")
+  head("contender", "RSS at 100 (KiB)", "RSS at the end (KiB)", "growth (KiB)", "requests")
   local g = stat("rss", "gemini", field("growth_kib"))
   if g then
     p(string.format("| %s | %.0f | %.0f | %.0f | %.0f |", cname("gemini"), stat("rss", "gemini", field("rss100_kib")),
       stat("rss", "gemini", field("rss_end_kib")), g, stat("rss", "gemini", function(r) return r.n end)))
   else
-    p("| " .. cname("gemini") .. " | " .. why_not("rss", "gemini") .. " | | | |")
+    row({ cname("gemini"), why_not("rss", "gemini") }, 3)
   end
   local lr = stat("rss", "limit", rps)
   if lr then p(string.format("\n(the limit ran the same 20,000 requests at %s req/s)", fmt(lr))) end
@@ -414,15 +416,14 @@ if data.alloc then
   p("the C core).")
   p("The limit's rows come from valgrind's heap summary (two run lengths, the difference per request).")
   p()
-  p("| contender | Lua allocs | Lua resizes | Lua bytes | C allocs | C bytes |")
-  p("|---|---|---|---|---|---|")
+  head("contender", "Lua allocs", "Lua resizes", "Lua bytes", "C allocs", "C bytes")
   for _, w in ipairs(contenders_of("alloc", { "limit", "gemini", "limit-tls", "gemini-tls", "luasocket" })) do
     local la = stat("alloc", w, field("lua_allocs"))
     if la then
       p(string.format("| %s | %.1f | %.1f | %.0f | %.1f | %.0f |", cname(w), la, stat("alloc", w, field("lua_resizes")),
         stat("alloc", w, field("lua_bytes")), stat("alloc", w, field("c_allocs")), stat("alloc", w, field("c_bytes"))))
     else
-      p(string.format("| %s | %s | | | | |", cname(w), why_not("alloc", w)))
+      row({ cname(w), why_not("alloc", w) }, 4)
     end
   end
   p()
