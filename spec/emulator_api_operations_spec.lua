@@ -199,53 +199,39 @@ describe("emulator operations: cancel (in process, fake clock)", function()
 end)
 
 describe("emulator operations: cancel over HTTP", function()
-  local emu
-  setup(function()
-    emu = helper.start{ "--api-key", "k1=alice@example.com", tuning_step_ms = 60000 }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:control("POST", "/emulator/v1/reset") end)
-
-  local function api(method, path, body)
-    local status, _, raw = emu:request{ method = method, path = path, body = body,
-      headers = { ["x-goog-api-key"] = "k1", ["content-type"] = body and "application/json" or nil } }
-    local ok, decoded = pcall(helper.decode, raw)
-    return status, ok and decoded or nil, raw
-  end
+  local emu = helper.with_emulator { "--api-key", "k1=alice@example.com", tuning_step_ms = 60000 }
 
   it("cancels a running tuning the way google-api-core's default rule sends it, and journals cancelOperation",
     function()
-      local status, op = api("POST", "/v1beta3/tunedModels", tuning_request())
+      local status, op = emu:api("POST", "/v1beta3/tunedModels", tuning_request())
       assert.equal(200, status)
-      local cstatus, _, raw = api("POST", "/v1beta3/" .. op.name .. ":cancel", "{}")
+      local cstatus, _, raw = emu:api("POST", "/v1beta3/" .. op.name .. ":cancel", "{}")
       assert.equal(200, cstatus)
       assert.equal("{}\n", raw)
       local got
-      status, got = api("GET", "/v1/" .. op.name)
+      status, got = emu:api("GET", "/v1/" .. op.name)
       assert.equal(200, status)
       assert.is_true(got.done)
       assert.same({ code = 1, message = "Operation was cancelled." }, got.error)
-      local _, model = api("GET", "/v1beta3/" .. op.metadata.tunedModel)
+      local _, model = emu:api("GET", "/v1beta3/" .. op.metadata.tunedModel)
       assert.equal("FAILED", model.state)
-      local _, journal = emu:control("GET", "/emulator/v1/requests")
+      local journal = emu:requests()
       assert.equal("cancelOperation", journal[2].rpc)
       assert.equal("POST", journal[2].method)
       assert.equal(200, journal[2].status)
     end)
 
   it("is subject to fault rules matched by method cancelOperation", function()
-    local _, op = api("POST", "/v1beta3/tunedModels", tuning_request())
-    local st = emu:control("POST", "/emulator/v1/faults",
-      { rules = { { match = { method = "cancelOperation" }, action = "error", status = 503 } } })
-    assert.equal(200, st)
-    local status, body = api("POST", "/v1/" .. op.name .. ":cancel", "")
+    local _, op = emu:api("POST", "/v1beta3/tunedModels", tuning_request())
+    emu:fault { match = { method = "cancelOperation" }, action = "error", status = 503 }
+    local status, body = emu:api("POST", "/v1/" .. op.name .. ":cancel", "")
     assert.equal(503, status)
     assert.equal("UNAVAILABLE", body.error.status)
-    local _, got = api("GET", "/v1beta3/" .. op.name)
+    local _, got = emu:api("GET", "/v1beta3/" .. op.name)
     assert.is_nil(got.done)                                   -- the faulted cancel did nothing
-    status = api("POST", "/v1/" .. op.name .. ":cancel", "")
+    status = emu:api("POST", "/v1/" .. op.name .. ":cancel", "")
     assert.equal(200, status)
-    _, got = api("GET", "/v1beta3/" .. op.name)
+    _, got = emu:api("GET", "/v1beta3/" .. op.name)
     assert.is_true(got.done)
   end)
 end)

@@ -1,10 +1,9 @@
 -- Retry-After given as an HTTP date (RFC 9110 section 10.2.3): the parser of gemini.errors for the three
 -- date forms, the Date header as "now", past dates and garbage; the emulator's `retryAfterDate` fault;
 -- and a client that waits as long as the date says before its retry.
-local emulator = require("spec.helpers.emulator")
+local helper = require("spec.helpers.emulator")
 local errors = require("gemini.errors")
 local retry = require("gemini.retry")
-local gemini = require("gemini")
 local core = require("gemini.core")
 local cjson = require("cjson").new()
 
@@ -167,27 +166,7 @@ describe("Retry-After as an HTTP date", function()
   end)
 
   describe("against the emulator", function()
-    local emu
-
-    local function fault(rule)
-      local status, body = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-      assert.equal(200, status, cjson.encode(body))
-    end
-    local function journal()
-      local _, j = emu:control("GET", "/emulator/v1/requests")
-      return j
-    end
-    local function traced(opts)
-      local t = { retries = {} }
-      opts.api_key, opts.base_url = KEY, emu.url
-      opts.on_retry = function(info) t.retries[#t.retries + 1] = info end
-      t.client = gemini.new(opts)
-      return t
-    end
-
-    setup(function() emu = emulator.start { "--api-key", KEY .. "=alice@example.com" } end)
-    teardown(function() emu:stop() end)
-    before_each(function() emu:control("POST", "/emulator/v1/reset") end)
+    local emu = helper.with_emulator { "--api-key", KEY .. "=alice@example.com" }
 
     it("validates retryAfterDate and retryAfterFormat", function()
       for rule, msg in pairs({
@@ -201,7 +180,7 @@ describe("Retry-After as an HTTP date", function()
         assert.equal(400, status)
         assert.matches(msg, body.error.message, 1, true)
       end
-      fault { action = "error", status = 429, retryAfterDate = -30, retryAfterFormat = "rfc850" }
+      emu:fault { action = "error", status = 429, retryAfterDate = -30, retryAfterFormat = "rfc850" }
       local _, list = emu:control("GET", "/emulator/v1/faults")
       assert.equal(1, #list.rules)
       assert.equal(-30, list.rules[1].retryAfterDate)
@@ -214,10 +193,9 @@ describe("Retry-After as an HTTP date", function()
         rfc850 = "^%a+day, %d%d%-%a%a%a%-%d%d %d%d:%d%d:%d%d GMT$",
         asctime = "^%a%a%a %a%a%a [ %d]%d %d%d:%d%d:%d%d %d%d%d%d$",
       }) do
-        fault { match = { method = "getModel" }, action = "error", status = 503, retryAfterDate = 120,
+        emu:fault { match = { method = "getModel" }, action = "error", status = 503, retryAfterDate = 120,
                 retryAfterFormat = form }
-        local status, h, body = emu:request { path = "/v1beta3/models/text-bison-001",
-                                              headers = { ["x-goog-api-key"] = KEY } }
+        local status, _, body, h = emu:api("GET", "/v1beta3/models/text-bison-001")
         assert.equal(503, status)
         assert.matches(pattern, h["retry-after"])
         assert.equal(120, errors.http_date(h["retry-after"]) - errors.http_date(h.date), form)
@@ -226,15 +204,15 @@ describe("Retry-After as an HTTP date", function()
         assert.same({ code = 503, message = "The service is currently unavailable.", status = "UNAVAILABLE" }, e)
       end
       -- the default form is IMF-fixdate
-      fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = 5 }
-      local _, h = emu:request { path = "/v1beta3/models/text-bison-001", headers = { ["x-goog-api-key"] = KEY } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = 5 }
+      local _, _, _, h = emu:api("GET", "/v1beta3/models/text-bison-001")
       assert.equal(5, errors.http_date(h["retry-after"]) - errors.http_date(h.date))
       assert.matches(" GMT$", h["retry-after"])
     end)
 
     it("the client waits until the date before its retry #timing", function()
-      local t = traced { retry = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 3 } }
-      fault { match = { method = "getModel" }, action = "error", status = 503, retryAfterDate = 2 }
+      local t = emu:traced { retry = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 3 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 503, retryAfterDate = 2 }
       local t0 = core.now()
       local model, err = t.client:get_model("text-bison-001")
       local elapsed = core.now() - t0
@@ -246,14 +224,14 @@ describe("Retry-After as an HTTP date", function()
       assert.equal(2, t.retries[1].delay)
       assert.is_true(elapsed >= 1.9, "retried after " .. elapsed .. " s")
       assert.is_true(elapsed < 15, "retried after " .. elapsed .. " s")
-      local j = journal()
+      local j = emu:requests()
       assert.same({ 503, 200 }, { j[1].status, j[2].status })
       t.client:close()
     end)
 
     it("a date in the past (RFC 850 form, on a 429) means no extra wait", function()
-      local t = traced { retry = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 3 } }
-      fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = -3600,
+      local t = emu:traced { retry = { initial = 0.001, multiplier = 2, max_delay = 0.004, max_attempts = 3 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = -3600,
               retryAfterFormat = "rfc850" }
       assert(t.client:get_model("text-bison-001"))
       assert.equal(1, #t.retries)
@@ -263,15 +241,15 @@ describe("Retry-After as an HTTP date", function()
     end)
 
     it("a date beyond the deadline (asctime form) is returned at once, with retry_after", function()
-      local t = traced { deadline = 5, retry = { initial = 0.001, max_attempts = 5 } }
-      fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = 60,
+      local t = emu:traced { deadline = 5, retry = { initial = 0.001, max_attempts = 5 } }
+      emu:fault { match = { method = "getModel" }, action = "error", status = 429, retryAfterDate = 60,
               retryAfterFormat = "asctime" }
       local _, err = t.client:get_model("text-bison-001")
       assert.equal(429, err.code)
       assert.equal("RESOURCE_EXHAUSTED", err.status)
       assert.equal(60, err.retry_after)
       assert.equal(0, #t.retries)
-      assert.equal(1, #journal())
+      assert.equal(1, #emu:requests())
       t.client:close()
     end)
   end)
