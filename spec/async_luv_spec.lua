@@ -31,21 +31,12 @@ local function prompt(i)
 end
 
 describe("gemini.luv adapter", function()
-  local emu, ref, client, refclient
-
-  setup(function()
-    emu = emulator.start { latency = 200, "--tuning-step-ms", "20" }
-    ref = emulator.start {}
-    refclient = gemini.new { api_key = "k", base_url = ref.url, retry = false }
-  end)
-  teardown(function()
-    refclient:close()
-    emu:stop()
-    ref:stop()
-  end)
+  local emu = emulator.with_emulator { latency = 200, "--tuning-step-ms", "20" }
+  local ref = emulator.with_emulator { reset = false }
+  local client, refclient
+  setup(function() refclient = ref:client { retry = false } end)
   before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-    client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
+    client = emu:client { retry = false }
   end)
   after_each(function()
     client:close()
