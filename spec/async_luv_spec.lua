@@ -3,7 +3,7 @@
 local emulator = require("spec.helpers.emulator")
 local gemini = require("gemini")
 local adapter = require("gemini.luv")
-local uv = require("luv")
+local uv = require("spec.helpers.luv")   -- not require("luv"): see spec/helpers/luv.lua
 
 -- Handles alive in the loop (after closing ones are gone: run the loop once first).
 local function handle_count()

@@ -616,7 +616,7 @@ describe("gemini.core", function()
 
   describe("event-loop mode", function()
     it("records socket and timer events for Lua and completes transfers through socket_action", function()
-      local uv = require "luv"
+      local uv = require "spec.helpers.luv"   -- not require "luv": see spec/helpers/luv.lua
       local c = core.client{}
       local seen, polls, timer = {}, {}, uv.new_timer()
       local results, failures = {}, {}
