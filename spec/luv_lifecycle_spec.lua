@@ -1,7 +1,9 @@
 -- luv lifecycles: the luv module and loop across spec files in one process (a child process, so a
--- crash fails a test instead of killing busted).
+-- crash fails a test instead of killing busted), and poll handles that never outlive their sockets
+-- when the client closes or cancels outside the loop's callbacks.
 local emulator = require("spec.helpers.emulator")
 local gemini = require("gemini")
+local adapter = require("gemini.luv")
 local uv = require("spec.helpers.luv")
 
 local root = (debug.getinfo(1, "S").source:match("^@(.*)spec/luv_lifecycle_spec%.lua$") or "./")
@@ -23,6 +25,27 @@ local function child(body)
   return out, out:match("EXIT=(%d+)%s*$") == "0"
 end
 
+-- Poll handles in the loop that are active and not closing.
+local function live_polls()
+  local n = 0
+  uv.walk(function(h)
+    if tostring(h):match("^uv_poll_t") and not h:is_closing() and h:is_active() then n = n + 1 end
+  end)
+  return n
+end
+
+-- Steps the shared loop until `cond()` or `limit` seconds passed; returns cond().
+local function step_until(cond, limit)
+  local dog = uv.new_timer()
+  dog:start(math.floor(limit * 1000), 0, function() end)
+  uv.unref(dog)
+  local deadline = uv.hrtime() + limit * 1e9
+  while not cond() and uv.hrtime() < deadline do uv.run("once") end
+  dog:close()
+  uv.run("nowait")
+  return cond()
+end
+
 describe("luv lifecycle", function()
   local emu, client
 
@@ -36,6 +59,16 @@ describe("luv lifecycle", function()
     client:close()
     uv.run("nowait")
   end)
+
+  -- attaches `client` with getModel answering after 3 s (requests stay in flight); returns the count of
+  -- live poll handles before, and the detach function
+  local function attach_slow()
+    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "getModel" }, action = "delay",
+      delayMs = 3000, times = 0 } } })
+    uv.run("nowait")
+    local base = live_polls()
+    return base, adapter.attach(client, uv)
+  end
 
   -- What spec/core_spec.lua and spec/async_luv_spec.lua did in one busted process (which crashed it in
   -- uv_walk / uv_run): one file drives an event-mode core client on raw luv polls, busted's insulation
@@ -116,5 +149,43 @@ describe("luv lifecycle", function()
     ]]):format(emu.url))
     assert.is_true(ok, out)
     assert.matches("CHILD OK", out, 1, true)
+  end)
+
+  it("client:close() outside the loop stops its poll handles at once, before other code gets their fds",
+    function()
+    local base = attach_slow()
+    local errs = {}
+    for i = 1, 3 do client:get_model("text-bison-001", function(_, e) errs[i] = e end) end
+    assert.is_true(step_until(function() return live_polls() >= base + 3 end, 10), "no poll handles")
+    client:close()
+    -- no callback of the loop ran in between: the sockets libcurl just closed are watched no more
+    assert.equal(base, live_polls())
+    for i = 1, 3 do assert.equal("CANCELLED", errs[i] and errs[i].status) end
+    -- sockets opened now (they get the fds just closed) work with the loop
+    local connected = 0
+    local tcps = {}
+    for i = 1, 4 do
+      tcps[i] = uv.new_tcp()
+      tcps[i]:connect("127.0.0.1", emu.port, function(err) if not err then connected = connected + 1 end end)
+    end
+    local all = step_until(function() return connected == 4 end, 5)
+    for i = 1, 4 do tcps[i]:close() end
+    uv.run("nowait")
+    assert.is_true(all, connected .. " of 4 connections reported")
+  end)
+
+  it("req:cancel() outside the loop stops the poll handle of the socket it closed; the callback still runs",
+    function()
+    local base, detach = attach_slow()
+    local calls, cerr = 0, nil
+    local req = client:get_model("text-bison-001", function(_, e) calls = calls + 1; cerr = e end)
+    assert.is_true(step_until(function() return live_polls() > base end, 10), "no poll handle")
+    assert.is_true(req:cancel())
+    assert.equal(base, live_polls())
+    assert.is_true(step_until(function() return calls > 0 end, 5), "no callback after cancel")
+    assert.equal(1, calls)
+    assert.equal("CANCELLED", cerr.status)
+    detach()
+    uv.run("nowait")
   end)
 end)

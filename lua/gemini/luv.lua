@@ -20,6 +20,12 @@
 -- core drives them through libcurl's socket interface too, so every socket they open, change or close
 -- is recorded, and the adapter applies those records (one sync) as soon as the call returns. Transfers
 -- started before attaching are announced by libcurl when the client enters event mode.
+--
+-- Poll handles do not outlive their sockets: libcurl also closes sockets outside the loop's callbacks
+-- (`req:cancel()`, `client:close()`, a blocking call), and the adapter stops their poll handles right
+-- then, before control returns to other code, because an fd closed under an active poll handle is soon
+-- reused (the next socket, pipe or file anyone opens) and libuv then refuses a handle for it (EEXIST)
+-- or hands its events to the stale poll. `client:close()` detaches the adapter at once.
 -- @module gemini.luv
 
 local M = {}
@@ -64,9 +70,10 @@ function M.attach(client, uv, opts)
   local timer = uv.new_timer()
   local curl_at             -- when libcurl wants socket_action(-1), in client clock seconds, or nil
   local rerun = false       -- callbacks left after an error: run them at the next iteration
-  local busy = false        -- inside our own dispatch: wake-ups are handled at its end
+  local busy = false        -- inside our own dispatch or callback run: it syncs and runs callbacks at its end
   local scheduled = false
   local detached = false
+  local deferred            -- an error of a sync run from wake(): reported from the loop's callback
   local detach, on_timer, dispatch, step
 
   local function report(err)
@@ -152,7 +159,9 @@ function M.attach(client, uv, opts)
     if not ok then rerun = true end    -- whatever was collected still gets its callbacks, next iteration
     sync()
     busy = false
-    if not ok then report(err) end
+    local failure = (not ok and err) or deferred
+    deferred = nil
+    if failure then report(failure) end
     if #client._ready > 0 or rerun then
       if schedule then
         if not scheduled then
@@ -167,10 +176,19 @@ function M.attach(client, uv, opts)
 
   function on_timer() dispatch(nil) end
 
-  -- The client calls this when it starts a transfer, sets a timer, cancels or closes outside of our
-  -- dispatch (user code, blocking calls): the loop then syncs at its next iteration.
+  -- The client calls this when it starts a transfer, sets a timer, cancels or closes (and `step` when a
+  -- blocking call returns), from user code or from our own dispatch. libcurl may just have closed
+  -- sockets (a cancelled transfer's connection, every socket on close, one a blocking call ended): their
+  -- poll handles go now, not at the loop's next iteration, before any other code can get the same fd
+  -- number (see the module comment). A closed client detaches at once. Then, outside our own dispatch,
+  -- the loop runs one round at its next iteration (the caller may be about to queue a callback: cancel).
   local function wake()
-    if busy or detached then return end
+    if detached then return end
+    if client._closed then detach(); return end
+    -- wake runs in the middle of the client's bookkeeping (start, cancel): never raise into it
+    local ok, err = pcall(sync)
+    if not ok then deferred = deferred or err end
+    if busy and ok then return end
     if uv.update_time then uv.update_time() end
     timer:start(0, 0, on_timer)
   end
@@ -192,7 +210,7 @@ function M.attach(client, uv, opts)
 
   client._wake = wake
   -- blocking calls, poll() and run() drive transfers through Client._step: the sockets they opened or
-  -- closed are recorded in the core; sync once when the call returns (at the loop's next iteration)
+  -- closed are recorded in the core; sync once when each step returns
   local class_step = getmetatable(client).__index._step
   function step(self, wait)
     local n = class_step(self, wait)
