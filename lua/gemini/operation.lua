@@ -117,6 +117,8 @@ end
 -- With a callback (`op:wait(opts, callback)` or `op:wait(callback)`) it does not block: polls are
 -- scheduled on the client's timers and run from `client:poll()`/`client:run()` (or any blocking
 -- call); `callback(tuned_model, err)` is called at the end, and `on_progress` as metadata changes.
+-- `client:close()` ends a wait with a callback like a request: the callback is called once, inside
+-- close, with `nil, err` (`err.status == "CANCELLED"`), whether a poll is in flight or not.
 -- @param opts optional `{ interval = 5, timeout = nil (none), on_progress = function(metadata, op) end }`
 -- @param callback optional function(tuned_model, err)
 -- @return the final TunedModel table, or nil plus an error object (callback form: nothing)
@@ -142,6 +144,7 @@ function Op:wait(opts, callback)
   end
   local C = client_mod()
   local client = self.client
+  if client._closed then error("gemini: client is closed", 2) end
   local start = C.clock()
   local last
   local function progress()
@@ -170,12 +173,24 @@ function Op:wait(opts, callback)
 
   if callback then
     local poll_once
+    -- Between two polls no request of the client is pending, so close() would not know this wait.
+    -- A stand-in record sits in the client's `_open` set meanwhile (close ends every record there
+    -- with CANCELLED and runs its callback once, inside close); the next poll takes it out again.
+    local between
     local function schedule()
       local pause = next_pause()
       if not pause then callback(timed_out()); return end
+      client._seq = client._seq + 1
+      between = { _seq = client._seq, attempts = 1, method = "GET", path = "/v1beta3/" .. self.name,
+                  rpc = "getOperation", callback = function(_, err) callback(nil, err) end }
+      client._open[between] = true
       client:_after(pause, poll_once)
     end
     function poll_once()
+      if between then
+        client._open[between] = nil
+        between = nil
+      end
       client:_invoke("get_operation", "wait", 0, 2, { self.name, function(fresh, err)
         if not fresh then callback(nil, err); return end
         self.metadata, self._done, self.response, self.error = fresh.metadata, fresh._done, fresh.response,
