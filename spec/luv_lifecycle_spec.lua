@@ -1,13 +1,11 @@
 -- luv lifecycles: the luv module and loop across spec files in one process (a child process, so a
 -- crash fails a test instead of killing busted), and poll handles that never outlive their sockets
 -- when the client closes or cancels outside the loop's callbacks.
-local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
+local helper = require("spec.helpers.emulator")
 local adapter = require("gemini.luv")
 local uv = require("spec.helpers.luv")
 
-local root = (debug.getinfo(1, "S").source:match("^@(.*)spec/luv_lifecycle_spec%.lua$") or "./")
-if root == "" then root = "./" end
+local root = helper.root() .. "/"
 
 -- Runs `body` (Lua source) in a child lua5.4 with this checkout's paths; returns its output and
 -- whether it exited 0. The child is lua5.4 whatever runs busted: it loads the 5.4 build of the core.
@@ -47,14 +45,10 @@ local function step_until(cond, limit)
 end
 
 describe("luv lifecycle", function()
-  local emu, client
+  local emu = helper.with_emulator {}
+  local client
 
-  setup(function() emu = emulator.start {} end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-    client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
-  end)
+  before_each(function() client = emu:client { retry = false } end)
   after_each(function()
     client:close()
     uv.run("nowait")
@@ -63,8 +57,7 @@ describe("luv lifecycle", function()
   -- attaches `client` with getModel answering after 3 s (requests stay in flight); returns the count of
   -- live poll handles before, and the detach function
   local function attach_slow()
-    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "getModel" }, action = "delay",
-      delayMs = 3000, times = 0 } } })
+    emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 3000, times = 0 }
     uv.run("nowait")
     local base = live_polls()
     return base, adapter.attach(client, uv)
@@ -149,6 +142,20 @@ describe("luv lifecycle", function()
     ]]):format(emu.url))
     assert.is_true(ok, out)
     assert.matches("CHILD OK", out, 1, true)
+  end)
+
+  it("every spec file takes luv from spec/helpers/luv.lua (code run by busted, not child scripts)", function()
+    local offenders = {}
+    local list = assert(io.popen("find " .. helper.shquote(root .. "spec") .. " -name '*.lua' | sort"))
+    for path in list:lines() do
+      if not path:match("/spec/helpers/luv%.lua$") and not path:match("/spec/nvim/") then
+        local src = helper.readfile(path)
+        src = src:gsub("%[(=*)%[.-%]%1%]", ""):gsub("%-%-[^\n]*", "")   -- long strings and comments
+        if src:match("require%s*%(?%s*[\"']luv[\"']") then offenders[#offenders + 1] = path end
+      end
+    end
+    list:close()
+    assert.same({}, offenders)
   end)
 
   it("client:close() outside the loop stops its poll handles at once, before other code gets their fds",

@@ -1,7 +1,6 @@
 -- op:wait with a callback and client:close(): the callback is called exactly once, inside close, with
 -- CANCELLED, whether close comes between two polls or while a poll is in flight; never after.
-local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
+local helper = require("spec.helpers.emulator")
 
 local function tuned_body()
   return {
@@ -13,21 +12,16 @@ local function tuned_body()
 end
 
 describe("op:wait and client:close()", function()
-  local emu, client
-
   -- a tuning step of 60 s: the operation stays running for the whole test
-  setup(function() emu = emulator.start { "--tuning-step-ms", "60000" } end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-    client = gemini.new { api_key = "k", base_url = emu.url, retry = false }
-  end)
+  local emu = helper.with_emulator { "--tuning-step-ms", "60000" }
+  local client
+
+  before_each(function() client = emu:client { retry = false } end)
   after_each(function() client:close() end)
 
   local function polls()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
     local n = 0
-    for _, r in ipairs(j) do if r.rpc == "getOperation" then n = n + 1 end end
+    for _, r in ipairs(emu:requests()) do if r.rpc == "getOperation" then n = n + 1 end end
     return n
   end
 
@@ -69,8 +63,7 @@ describe("op:wait and client:close()", function()
   end)
 
   it("close while a poll is in flight calls the callback once", function()
-    emu:control("POST", "/emulator/v1/faults", { rules = { { match = { method = "getOperation" }, action = "delay",
-      delayMs = 2000, times = 0 } } })
+    emu:fault { match = { method = "getOperation" }, action = "delay", delayMs = 2000, times = 0 }
     local op = assert(client:create_tuned_model(tuned_body()))
     local calls, gerr = 0, nil
     op:wait({ interval = 0 }, function(_, e) calls = calls + 1; gerr = e end)
