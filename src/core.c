@@ -64,6 +64,8 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+void gm_codec_register(lua_State *L);   /* codec.c: adds codec_plan to the table on top */
+
 static const luaL_Reg core_funcs[] = {
   {"client", gm_client_new},
   {"now", l_now},
@@ -73,7 +75,8 @@ static const luaL_Reg core_funcs[] = {
 
 /***
  * Load the module: `core.VERSION`, `core.curl_version`, `core.client`, `core.now`, `core.sleep`, `core.handle`,
- * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`, `core.vector`, `core.decode_embeddings`.
+ * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`, `core.vector`, `core.decode_embeddings`,
+ * `core.codec_plan`.
  * @function luaopen_gemini_core
  */
 GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {
@@ -83,6 +86,7 @@ GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {
   gm_newlib(L, core_funcs);
   gm_handle_register(L);
   gm_vector_register(L);
+  gm_codec_register(L);
   lua_pushliteral(L, GM_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version_str);

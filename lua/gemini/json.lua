@@ -586,12 +586,88 @@ function M.decode_any(v, nulls)
 end
 
 -- ================================================================================================
+-- The C walks (gemini.core's codec plan)
+--
+-- When gemini.core is there, the fast paths above run in C instead: `plan:check` is fast_ok and
+-- decode_needed in one pass, `plan:encode` is fast_fields. Their results are the same; what they doubt
+-- still goes to the Lua walks (encode_fields, shape_error, decode_fields). json.lua loaded alone (the
+-- emulator, an embedder without the core) keeps the Lua fast paths.
+
+local C_KIND = { message = "message", float = "float", double = "float", string = "string", bytes = "string",
+                 timestamp = "string", fieldmask = "fieldmask", enum = "enum", bool = "bool", any = "any" }
+for t in pairs(INT_TYPES) do C_KIND[t] = STRING64[t] and "int64" or "int" end
+
+-- the description core.codec_plan compiles: every message with its fields, enums as lists of names
+local function plan_desc()
+  local list, number_of = {}, {}
+  for name in pairs(schema.messages) do list[#list + 1] = name end
+  table.sort(list)
+  for i, name in ipairs(list) do number_of[name] = i end
+  local enums, enum_no, messages = {}, {}, {}
+  for i, name in ipairs(list) do
+    local fields = {}
+    for j, f in ipairs(message_index(name).fields) do
+      local e
+      if f.type == "enum" and enum_index(f.enum) then
+        e = enum_no[f.enum]
+        if not e then
+          enums[#enums + 1] = enum_index(f.enum).names
+          e = #enums
+          enum_no[f.enum] = e
+        end
+      end
+      fields[j] = { json = f.json, name = f.name, kind = C_KIND[f.type] or "other", repeated = f.repeated and true,
+                    message = f.type == "message" and number_of[f.message] or nil, enum = e, oneof = f.oneof }
+    end
+    messages[i] = { name = name, fields = fields }
+  end
+  return { messages = messages, enums = enums, null = M.null }
+end
+
+local cplan                 -- nil: not looked at yet; false: no gemini.core (or switched off)
+local plan_check, plan_encode
+local use_native, compiled = true, nil
+
+local function native()
+  if cplan == nil then
+    cplan = false
+    if use_native then
+      if compiled == nil then
+        compiled = false
+        local ok, core = pcall(require, "gemini.core")
+        if ok and type(core) == "table" and type(core.codec_plan) == "function" then
+          compiled = core.codec_plan(plan_desc())
+        end
+      end
+      cplan = compiled
+      if cplan then plan_check, plan_encode = cplan.check, cplan.encode end
+    end
+  end
+  return cplan
+end
+
+--- Whether the schema walks' fast paths run in C (gemini.core's codec plan), and a switch for tests
+-- and comparisons: `json.native(false)` keeps the Lua fast paths (the state of json.lua loaded without
+-- the core); `json.native(true)` uses the core again when it loads.
+-- @param on optional boolean
+-- @param recompile optional: true compiles the plan again from the schema as it is now
+-- @return true when the C walks are in use
+-- @return the plan (gemini.core.codec_plan), or nil
+function M.native(on, recompile)
+  if on ~= nil then use_native = on and true or false end
+  if recompile then compiled = nil end
+  cplan = nil
+  local p = native()
+  return p and true or false, p or nil
+end
+
+-- ================================================================================================
 -- Codec objects
 
 local Codec = {}
 Codec.__index = Codec
 local WEAK_KEYS = { __mode = "k" }
-local FRESH, CLEAN = 1, 2
+local FRESH, CLEAN = 1, 2   -- (and a message name: the C check found the reply clean and decoded it)
 
 --- Makes a JSON object over a codec (default: `M.default_codec()`).
 -- @param codec optional `{ encode =, decode =, null = }`
@@ -633,8 +709,14 @@ end
 -- @return string
 function Codec:encode_message(name, value, exclude)
   if type(value) ~= "table" then error(name .. " must be a table, got " .. type(value), 0) end
-  local buf = {}
-  if fast_fields(name, value, buf, self.null, exclude) then return concat(buf) end
+  local buf
+  if cplan or (cplan == nil and native()) then
+    local s = plan_encode(cplan, name, value, self.null, exclude)
+    if s then return s end
+  else
+    buf = {}
+    if fast_fields(name, value, buf, self.null, exclude) then return concat(buf) end
+  end
   buf = {}
   encode_fields(name, value, "", buf, self.null, nil, exclude)
   return concat(buf)
@@ -850,9 +932,10 @@ function decode_needed(name, t, nulls)
   return t
 end
 
---- Checks a decoded reply against schema message `name` without changing it: repeated fields are
--- arrays, message fields objects, numbers numbers (integers may be numeric strings), strings strings.
--- Unknown fields and nulls pass.
+--- Checks a decoded reply against schema message `name`: repeated fields are arrays, message fields
+-- objects, numbers numbers (integers may be numeric strings), strings strings. Unknown fields and nulls
+-- pass. With the C walks a reply that fits may already be decoded in place (its integers converted, as
+-- `decode_message` would); call `decode_message` next in any case (or use `decode_reply`).
 -- @param name message name
 -- @param t decoded table
 -- @return nil when the reply fits, else a phrase naming the first field that does not
@@ -862,6 +945,16 @@ function Codec:shape_error(name, t)
   -- a table fresh from cjson / vim.json: its arrays have only the keys 1..n and its objects only string keys
   local trust = marks[t] == FRESH
   marks[t] = nil
+  if cplan or (cplan == nil and native()) then
+    local r = plan_check(cplan, name, t, self.null, trust)
+    if r == "clean" then
+      marks[t] = name   -- decoded already: decode_message has nothing left to do
+      return nil
+    elseif r == "doubt" then
+      return nil        -- fits; decode_message takes the full walk (nulls, Anys...)
+    end
+    return shape_error(name, t, self.null, "", 0)
+  end
   dirty = false
   if fast_ok(name, t, self.null, 0, trust) then
     if not dirty then marks[t] = CLEAN end
@@ -877,13 +970,29 @@ end
 -- @return t
 function Codec:decode_message(name, t)
   local marks = self._marks
-  if type(t) == "table" and marks[t] == CLEAN then
+  local mark = type(t) == "table" and marks[t]
+  if mark == name then
+    marks[t] = nil
+    return t
+  end
+  if mark == CLEAN then
     -- shape_error checked this reply and saw no null, Any or unknown object in it: only the subtrees
     -- holding integer or Any fields need the walk
     marks[t] = nil
     return decode_needed(name, t, self.null)
   end
   return decode_fields(name, t, self.null)
+end
+
+--- Checks and decodes a reply in one step: `shape_error`, then `decode_message` (with the C walks, one
+-- pass over the table).
+-- @param name message name
+-- @param t decoded table (decoded in place)
+-- @return t, or nil and the phrase naming the first field that does not fit
+function Codec:decode_reply(name, t)
+  local misfit = self:shape_error(name, t)
+  if misfit then return nil, misfit end
+  return self:decode_message(name, t)
 end
 
 --- Decodes a `google.protobuf.Any` table in place.
