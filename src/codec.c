@@ -74,6 +74,12 @@ static cd_plan *cd_self(lua_State *L) {
   return p;
 }
 
+/* the field of a lookup-table value (NULL if out of range: the uservalue is reachable through the debug
+   library, so its contents are checked where they index C memory) */
+static const cd_field *field_at(const cd_plan *p, lua_Integer g) {
+  return g >= 0 && g < p->nfield ? &p->fields[g] : NULL;
+}
+
 static int has_mt(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx)) return 0;
   lua_pop(L, 1);
@@ -289,7 +295,7 @@ static int check_msg(walk *w, int msg, int tidx, int depth) {
     if (lua_type(L, lk + 1) == LUA_TSTRING) {
       lua_pushvalue(L, lk + 1);
       lua_rawget(L, lk);
-      if (lua_type(L, -1) == LUA_TNUMBER) f = &p->fields[lua_tointeger(L, -1)];
+      if (lua_type(L, -1) == LUA_TNUMBER) f = field_at(p, lua_tointeger(L, -1));
       lua_pop(L, 1);
     }
     if (f == NULL) {
@@ -327,14 +333,17 @@ misfit:
   return 0;
 }
 
+/*** @module gemini.core */
+
 /* push the message index of `name` (at idx) from the plan, or return -1 */
-static int msg_of(lua_State *L, int uv, int idx) {
+static int msg_of(lua_State *L, const cd_plan *p, int uv, int idx) {
   int m = -1;
   if (lua_type(L, idx) != LUA_TSTRING) return -1;
   lua_rawgeti(L, uv, UV_NAMES);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
-  if (lua_type(L, -1) == LUA_TNUMBER) m = (int)lua_tointeger(L, -1);
+  if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) < p->nmsg)
+    m = (int)lua_tointeger(L, -1);
   lua_pop(L, 2);
   return m;
 }
@@ -365,7 +374,7 @@ static int l_check(lua_State *L) {
   gm_getuv(L, 1);          /* 6 */
   lua_rawgeti(L, 6, UV_LOOKUPS);
   w.lookups = 7;
-  msg = msg_of(L, 6, 2);
+  msg = msg_of(L, w.p, 6, 2);
   if (lua_type(L, 3) != LUA_TTABLE || !check_msg(&w, msg, 3, 0)) lua_pushliteral(L, "misfit");
   else if (w.dirty) lua_pushliteral(L, "doubt");
   else lua_pushliteral(L, "clean");
@@ -636,10 +645,9 @@ static int enc_msg(enc *e, int msg, int vidx, int depth, int top) {
     if (lua_type(L, -1) != LUA_TSTRING) goto doubt;
     lua_pushvalue(L, -1);
     lua_rawget(L, lk);
-    if (lua_type(L, -1) != LUA_TNUMBER) goto doubt;
-    g = (int)lua_tointeger(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || (f = field_at(p, lua_tointeger(L, -1))) == NULL) goto doubt;
+    g = (int)(f - p->fields);
     lua_pop(L, 1);
-    f = &p->fields[g];
     if (top && !lua_isnil(L, e->exclude)) {
       int out;
       lua_rawgeti(L, e->strings, 2 * g + 1);
@@ -746,7 +754,7 @@ static int l_encode(lua_State *L) {
   e.b = e.init;
   e.n = 0;
   e.cap = sizeof e.init;
-  msg = msg_of(L, 6, 2);
+  msg = msg_of(L, e.p, 6, 2);
   ok = enc_msg(&e, msg, 3, 0, 1);
   if (ok) lua_pushlstring(L, e.b, e.n);
   else lua_pushboolean(L, 0);
