@@ -323,6 +323,28 @@ describe("codec: C walks vs the Lua fast paths", function()
     assert.is_true(json.native(true))
   end)
 
+  it("json.lua alone (no gemini.core to load) keeps the Lua fast paths", function()
+    local saved_core, saved_json = package.loaded["gemini.core"], package.loaded["gemini.json"]
+    local saved_preload = package.preload["gemini.core"]
+    package.loaded["gemini.core"], package.loaded["gemini.json"] = nil, nil
+    package.preload["gemini.core"] = function() error("no core here") end
+    local ok, err = pcall(function()
+      local alone = require("gemini.json")
+      assert.are_not.equal(json, alone)
+      local J = alone.new()
+      assert.equal('{"prompt":{"text":"x"},"candidateCount":2}',
+        J:encode_message("GenerateTextRequest", { prompt = { text = "x" }, candidate_count = 2.0 }))
+      local t = J:decode('{"tokenCount":"7"}')
+      assert.is_nil(J:shape_error("CountTextTokensResponse", t))
+      assert.equal(7, J:decode_message("CountTextTokensResponse", t).tokenCount)
+      assert.is_false(alone.native())
+      assert.is_false(alone.native(true))
+    end)
+    package.preload["gemini.core"] = saved_preload
+    package.loaded["gemini.core"], package.loaded["gemini.json"] = saved_core, saved_json
+    assert(ok, err)
+  end)
+
   describe("encoder", function()
     it("writes the same bytes as the Lua fast path for typical bodies (and takes them itself)", function()
       local bodies = {

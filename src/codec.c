@@ -138,8 +138,9 @@ static int is_float_word(const char *s, size_t n) {
          (n == 9 && memcmp(s, "-Infinity", 9) == 0);
 }
 
-/* An integer-typed value at idx: 0 when it does not fit; else 1, with its decoded form pushed when that
- * differs (decode_scalar: numeric strings through tonumber, then math.tointeger where it exists). */
+/* An integer-typed value at idx: 0 when it does not fit, 1 when it fits as it is, 2 when it fits and its
+ * decoded form is pushed (decode_scalar: numeric strings through tonumber, then math.tointeger where it
+ * exists, so 3.0 becomes 3 on 5.3+) */
 static int int_value(lua_State *L, int idx) {
   int t = lua_type(L, idx);
   if (t == LUA_TNUMBER) {
