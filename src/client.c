@@ -276,6 +276,7 @@ static const luaL_Reg client_methods[] = {
   {"start", gm_l_start},
   {"perform", gm_l_perform},
   {"completions", gm_l_completions},
+  {"await", gm_l_await},
   {"cancel", l_cancel},
   {"in_flight", l_in_flight},
   {"socket_action", gm_l_socket_action},

@@ -89,7 +89,7 @@ gm_transfer *gm_transfer_acquire(gm_client *c);     /* from the pool or new; NUL
 void gm_transfer_release(gm_client *c, gm_transfer *t); /* back to the pool (or freed) */
 void gm_transfer_destroy(gm_transfer *t);
 int gm_transfer_setup(lua_State *L, gm_client *c, gm_transfer *t, int argidx); /* 0 ok, else msg pushed */
-void gm_push_result(lua_State *L, gm_transfer *t);
+void gm_push_result(lua_State *L, gm_transfer *t, int lines); /* lines: headers as one string */
 int gm_l_start(lua_State *L);
 
 /* multi.c */
@@ -99,6 +99,7 @@ void gm_drain_info(gm_client *c);
 CURLMcode gm_event_mode(gm_client *c);   /* switch to event mode (idempotent) */
 int gm_l_perform(lua_State *L);
 int gm_l_completions(lua_State *L);
+int gm_l_await(lua_State *L);
 int gm_l_socket_action(lua_State *L);
 int gm_l_take_events(lua_State *L);
 int gm_l_event_mode(lua_State *L);

@@ -126,13 +126,86 @@ int gm_l_completions(lua_State *L) {
   gm_transfer *t;
   lua_createtable(L, (int)c->ndone, 0);
   while ((t = c->done_head) != NULL) {
-    gm_push_result(L, t);          /* if this raises (memory), t stays queued: nothing is lost */
+    gm_push_result(L, t, 0);       /* if this raises (memory), t stays queued: nothing is lost */
     lua_rawseti(L, -2, ++i);
     c->done_head = t->next;
     if (c->done_head == NULL) c->done_tail = NULL;
     c->ndone--;
     gm_transfer_release(c, t);
   }
+  return 1;
+}
+
+/* The finished transfer `id` in the completion queue, or NULL; *prevp gets the one before it. */
+static gm_transfer *find_done(gm_client *c, lua_Integer id, gm_transfer **prevp) {
+  gm_transfer *t, *prev = NULL;
+  for (t = c->done_head; t != NULL; prev = t, t = t->next)
+    if (t->id == id) break;
+  *prevp = prev;
+  return t;
+}
+
+static int is_inflight(gm_client *c, lua_Integer id) {
+  gm_transfer *t;
+  for (t = c->inflight; t != NULL; t = t->next)
+    if (t->id == id) return 1;
+  return 0;
+}
+
+/***
+ * Drive like perform(wait), but until transfer `id` has finished: then take its result out of the
+ * queue and return it: the table completions() would list, except that the headers of a response
+ * come as one string, `header_lines` ("name:value\n" each, names lowercased, in arrival order), not
+ * as the `headers` table. Results of other transfers stay queued for completions(). Returns nil when `wait` is over first, or when `id` is neither in flight nor
+ * queued. Returns false, doing nothing, once the socket interface is on (event mode, now or before):
+ * drive with perform() and completions() then. A blocking call alone in flight waits with this.
+ * @function client:await
+ * @tparam integer id from start()
+ * @tparam[opt=0] number wait seconds
+ * @treturn table|nil|false the result
+ */
+int gm_l_await(lua_State *L) {
+  gm_client *c = gm_checkclient(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  lua_Number wait = luaL_optnumber(L, 3, 0);
+  gm_transfer *t, *prev = NULL;
+  double deadline;
+  int running;
+  CURLMcode mc;
+  if (!(wait >= 0)) return luaL_argerror(L, 3, "wait must be a non-negative number of seconds");
+  if (wait > 86400) wait = 86400;
+  if (c->sockcb) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  t = find_done(c, id, &prev);
+  if (t == NULL && !is_inflight(c, id)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  deadline = wait > 0 ? now_s() + wait : 0;
+  while (t == NULL) {
+    double left;
+    mc = curl_multi_perform(c->multi, &running);
+    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_perform: %s", curl_multi_strerror(mc));
+    gm_drain_info(c);
+    t = find_done(c, id, &prev);
+    if (t != NULL || wait <= 0) break;
+    left = deadline - now_s();
+    if (left <= 0) break;
+    mc = curl_multi_poll(c->multi, NULL, 0, (int)(left * 1000 + 0.999), NULL);
+    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_poll: %s", curl_multi_strerror(mc));
+  }
+  if (t == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  gm_push_result(L, t, 1);         /* if this raises (memory), t stays queued: nothing is lost */
+  if (prev != NULL) prev->next = t->next;
+  else c->done_head = t->next;
+  if (c->done_tail == t) c->done_tail = prev;
+  c->ndone--;
+  gm_transfer_release(c, t);
   return 1;
 }
 

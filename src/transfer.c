@@ -330,7 +330,6 @@ int gm_l_start(lua_State *L) {
   lua_getfield(L, 2, "headers");   /* 5 */
   lua_getfield(L, 2, "body");      /* 6 */
   lua_getfield(L, 2, "timeout");   /* 7 */
-  lua_getfield(L, 2, "fresh_connect");   /* 8 */
   lua_getfield(L, 2, "fresh_connect"); /* 8: a new connection, so libcurl never resends it on its own */
 
   if (!lua_isnil(L, 3)) {
@@ -508,8 +507,10 @@ static const char *classify(gm_transfer *t, char *msg, size_t msglen) {
   }
 }
 
-/* Push the completion table for a finished transfer. May raise (memory) only; t stays valid. */
-void gm_push_result(lua_State *L, gm_transfer *t) {
+/* Push the completion table for a finished transfer. May raise (memory) only; t stays valid.
+   lines: the headers as one string `header_lines`, "name:value\n" each in arrival order (names are
+   tchar, values hold no CR/LF/NUL: the split is exact), instead of the `headers` table. */
+void gm_push_result(lua_State *L, gm_transfer *t, int lines) {
   lua_createtable(L, 0, 7);
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
@@ -522,14 +523,28 @@ void gm_push_result(lua_State *L, gm_transfer *t) {
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
     lua_pushinteger(L, (lua_Integer)code);
     lua_setfield(L, -2, "status");
-    lua_createtable(L, 0, (int)t->hdrs.n);
-    for (i = 0; i < t->hdrs.n; i++) {
-      const gm_header_ent *e = &t->hdrs.ents[i];
-      lua_pushlstring(L, t->hdrs.buf + e->name, e->name_len);
-      lua_pushlstring(L, t->hdrs.buf + e->value, e->value_len);
-      lua_rawset(L, -3);
+    if (lines) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (i = 0; i < t->hdrs.n; i++) {
+        const gm_header_ent *e = &t->hdrs.ents[i];
+        luaL_addlstring(&b, t->hdrs.buf + e->name, e->name_len);
+        luaL_addchar(&b, ':');
+        luaL_addlstring(&b, t->hdrs.buf + e->value, e->value_len);
+        luaL_addchar(&b, '\n');
+      }
+      luaL_pushresult(&b);
+      lua_setfield(L, -2, "header_lines");
+    } else {
+      lua_createtable(L, 0, (int)t->hdrs.n);
+      for (i = 0; i < t->hdrs.n; i++) {
+        const gm_header_ent *e = &t->hdrs.ents[i];
+        lua_pushlstring(L, t->hdrs.buf + e->name, e->name_len);
+        lua_pushlstring(L, t->hdrs.buf + e->value, e->value_len);
+        lua_rawset(L, -3);
+      }
+      lua_setfield(L, -2, "headers");
     }
-    lua_setfield(L, -2, "headers");
     lua_pushlstring(L, t->resp.data ? t->resp.data : "", t->resp.len);
     lua_setfield(L, -2, "body");
     switch (ver) {
