@@ -230,7 +230,23 @@ function M.new(opts)
       headers[#headers + 1] = h
     end
   end
-  self._headers = function() return headers end
+  -- the same list plus Content-Type, for requests with a body (the core only reads both)
+  local body_headers = { unpack(headers) }
+  body_headers[#body_headers + 1] = "Content-Type: application/json"
+  self._headers = function() return headers, body_headers end
+  -- base .. path, made once per path (bounded): most calls have no query
+  local urls, nurls = {}, 0
+  self._url = function(path, query)
+    if query ~= "" then return base .. path .. query end
+    local u = urls[path]
+    if not u then
+      if nurls >= 256 then urls, nurls = {}, 0 end
+      u = base .. path
+      urls[path] = u
+      nurls = nurls + 1
+    end
+    return u
+  end
   self._has_key = key ~= nil
   self._has_token = opts.access_token ~= nil
 
@@ -369,15 +385,56 @@ local function query_value(kind, v)
   end
 end
 
+-- What `prepare` needs from a row, worked out once per row (weak keys: rows are plain data): the
+-- query parameters by name and in URL order, the body's message, and the path cut around `{name}`
+-- (with the paths made so far, per name: a client names the same model on every call).
+local PLANS = setmetatable({}, { __mode = "k" })
+local EMPTY = {}      -- the query list of a request without query parameters (shared; never written)
+local NO_OPTS = {}    -- the options of a call without options (shared; never written)
+local PATHS_MAX = 256
+
+local function plan_of(row)
+  local p = PLANS[row]
+  if p then return p end
+  p = { nargs = #row.args, known = {}, qnames = {}, paths = {}, npaths = 0 }
+  for _, q in ipairs(row.query or {}) do p.known[q[1]] = q[2]; p.qnames[#p.qnames + 1] = q[1] end
+  for _, a in ipairs(row.args) do
+    if a[1] == "body" then p.body_msg, p.exclude = a[2], a.exclude; break end
+  end
+  local s, e = row.path:find("{name}", 1, true)
+  if s then p.pre, p.post = row.path:sub(1, s - 1), row.path:sub(e + 1) end
+  PLANS[row] = p
+  return p
+end
+
+local function path_of(row, p, name)
+  if not p.pre or name == nil then return row.path end
+  local path = p.paths[name]
+  if not path then
+    if p.npaths >= PATHS_MAX then p.paths, p.npaths = {}, 0 end
+    path = p.pre .. name .. p.post
+    p.paths[name] = path
+    p.npaths = p.npaths + 1
+  end
+  return path
+end
+
+local function encode_body(self, p, b, pos, fname, level)
+  local ok, s = pcall(self.json.encode_message, self.json, p.body_msg, b, p.exclude)
+  if not ok then argerr(pos, fname, tostring(s), level + 1) end
+  return s
+end
+
 --- Builds the request record for `row` from the user's arguments.
 -- `argv[1..n]` are the arguments as the generic method sees them (name first where the row has one);
 -- `shift` is added to positions in messages (handles pass -1: their name is implicit);
 -- `level` is the error level of the user's call as seen from here.
 local function prepare(self, row, fname, argv, n, shift, level)
   level = level + 1
+  local p = plan_of(row)
   local callback
   if n > 0 and type(argv[n]) == "function" then callback = argv[n]; argv[n] = nil; n = n - 1 end
-  local nargs = #row.args
+  local nargs = p.nargs
   local callopts
   if n > nargs then
     local extra = argv[nargs + 1]
@@ -388,17 +445,19 @@ local function prepare(self, row, fname, argv, n, shift, level)
         " argument" .. ((nargs + shift) == 1 and "" or "s") .. " (plus an options table and a callback)", level)
     end
   end
-  local req = setmetatable({ client = self, row = row, fname = fname, callback = callback, attempts = 0 }, Request)
   local name, body, query
   local body_pos, query_pos
-  for i, a in ipairs(row.args) do
+  local args = row.args
+  for i = 1, nargs do
+    local a = args[i]
+    local kind = a[1]
     local v = argv[i]
     local pos = i + shift
-    if a[1] == "name" then
+    if kind == "name" then
       local full, why = names.check(a[2], v)
       if not full then argerr(pos, fname, why, level) end
       name = full
-    elseif a[1] == "body" then
+    elseif kind == "body" then
       if row.shorthand then v = row.shorthand(v) end
       if type(v) ~= "table" then
         argerr(pos, fname, "table expected (" .. a[2] .. "), got " .. type(v), level)
@@ -412,45 +471,49 @@ local function prepare(self, row, fname, argv, n, shift, level)
         end
       end
       body, body_pos = v, pos
-    elseif a[1] == "query" then
+    elseif kind == "query" then
       if v ~= nil and type(v) ~= "table" then argerr(pos, fname, "table expected, got " .. type(v), level) end
       query, query_pos = v, pos
     end
   end
 
   -- query parameters (and call options given in the query table)
-  local qlist = {}
-  local qvals = {}
-  if query then
-    local known, list = {}, {}
-    for _, q in ipairs(row.query or {}) do known[q[1]] = q[2]; list[#list + 1] = q[1] end
-    for k, v in pairs(query) do
-      if known[k] then
-        local s, want = query_value(known[k], v)
-        if not s and type(v) == "string" and known[k] == "id" then
-          argerr(query_pos, fname, format("query parameter '%s' must be %s", k, want), level)
+  local qlist = EMPTY
+  if query or row.derive_mask then
+    local qvals = {}
+    if query then
+      local known, list = p.known, p.qnames
+      for k, v in pairs(query) do
+        if known[k] then
+          local s, want = query_value(known[k], v)
+          if not s and type(v) == "string" and known[k] == "id" then
+            argerr(query_pos, fname, format("query parameter '%s' must be %s", k, want), level)
+          end
+          if not s then argerr(query_pos, fname, format("query parameter '%s' must be %s, got %s", k, want, type(v)),
+            level) end
+          qvals[k] = s
+        elseif CALL_OPTIONS[k] then
+          callopts = callopts or {}
+          if callopts[k] == nil then callopts[k] = v end
+        else
+          local s = type(k) == "string" and jsonmod.suggest(k, list)
+          argerr(query_pos, fname, format("unknown query parameter '%s'%s%s", tostring(k),
+            s and ("; did you mean '" .. s .. "'?") or "",
+            #list > 0 and (" (accepted: " .. table.concat(list, ", ") .. ")") or ""), level)
         end
-        if not s then argerr(query_pos, fname, format("query parameter '%s' must be %s, got %s", k, want, type(v)),
-          level) end
-        qvals[k] = s
-      elseif CALL_OPTIONS[k] then
-        callopts = callopts or {}
-        if callopts[k] == nil then callopts[k] = v end
-      else
-        local s = type(k) == "string" and jsonmod.suggest(k, list)
-        argerr(query_pos, fname, format("unknown query parameter '%s'%s%s", tostring(k),
-          s and ("; did you mean '" .. s .. "'?") or "",
-          #list > 0 and (" (accepted: " .. table.concat(list, ", ") .. ")") or ""), level)
       end
     end
-  end
-  if row.derive_mask and qvals.updateMask == nil and body then
-    local mask = derive_mask(row.args[2][2], body)
-    if mask == "" then argerr(body_pos, fname, "nothing to update: the body has no updatable field", level) end
-    qvals.updateMask = mask
-  end
-  for _, q in ipairs(row.query or {}) do
-    if qvals[q[1]] ~= nil then qlist[#qlist + 1] = { q[1], qvals[q[1]] } end
+    if row.derive_mask and qvals.updateMask == nil and body then
+      local mask = derive_mask(row.args[2][2], body)
+      if mask == "" then argerr(body_pos, fname, "nothing to update: the body has no updatable field", level) end
+      qvals.updateMask = mask
+    end
+    for _, q in ipairs(p.qnames) do
+      if qvals[q] ~= nil then
+        if qlist == EMPTY then qlist = {} end
+        qlist[#qlist + 1] = { q, qvals[q] }
+      end
+    end
   end
 
   if callopts then
@@ -479,13 +542,6 @@ local function prepare(self, row, fname, argv, n, shift, level)
 
   -- body
   local payload
-  local body_msg, exclude
-  for _, a in ipairs(row.args) do if a[1] == "body" then body_msg, exclude = a[2], a.exclude; break end end
-  local function encode(b)
-    local ok, s = pcall(self.json.encode_message, self.json, body_msg, b, exclude)
-    if not ok then argerr(body_pos, fname, tostring(s), level + 1) end
-    return s
-  end
   local split = row.split
   local chunks
   if body and split and type(body[split.field]) == "table" then
@@ -495,37 +551,36 @@ local function prepare(self, row, fname, argv, n, shift, level)
     local part = {}
     for k, v in pairs(body) do part[k] = v end
     part[split.field] = {}
-    local base = #encode(part)
+    local base = #encode_body(self, p, part, body_pos, fname, level)
     local max_items = callopts and callopts.max_texts or split.max
     local max_bytes = callopts and callopts.max_bytes or M.MAX_BYTES
     local ranges = M.split_ranges(list, max_items, max_bytes, base)
     if #ranges <= 1 then
-      payload = encode(body)
+      payload = encode_body(self, p, body, body_pos, fname, level)
     else
       chunks = {}
       for _, r in ipairs(ranges) do
         local slice = {}
         for i = r.first, r.last do slice[#slice + 1] = list[i] end
         part[split.field] = slice
-        chunks[#chunks + 1] = encode(part)
+        chunks[#chunks + 1] = encode_body(self, p, part, body_pos, fname, level)
       end
     end
   elseif body then
-    payload = encode(body)
+    payload = encode_body(self, p, body, body_pos, fname, level)
   end
 
-  req.name = name
-  req.method = row.verb
-  req.path = row.path:gsub("{name}", function() return name end)
-  req.query = qlist
-  req.body = payload
-  req.rpc = row.rpc
-  req.opts = callopts or {}
+  local path = path_of(row, p, name)
+  local opts = callopts or NO_OPTS
+  -- the fields a successful call's record gets on its way, in one constructor: sized once (16), no rehash
+  local req = setmetatable({ client = self, row = row, callback = callback, attempts = 0, name = name,
+    method = row.verb, path = path, query = qlist, body = payload, rpc = row.rpc, opts = opts,
+    first_started_at = nil, _seq = nil, id = nil, finished = nil, result = nil }, Request)
   if chunks then
     req.parts = {}
     for i, payload_i in ipairs(chunks) do
-      local sub = setmetatable({ client = self, row = row, fname = fname, attempts = 0, name = name,
-        method = req.method, path = req.path, query = qlist, body = payload_i, rpc = req.rpc, opts = req.opts,
+      local sub = setmetatable({ client = self, row = row, attempts = 0, name = name,
+        method = req.method, path = path, query = qlist, body = payload_i, rpc = req.rpc, opts = opts,
         index = i }, Request)
       req.parts[i] = sub
     end
@@ -537,7 +592,8 @@ end
 -- Send, drive, finish
 
 local function url_of(self, req)
-  return self._base() .. req.path .. names.query(req.query)
+  local q = req.query
+  return self._url(req.path, #q == 0 and "" or names.query(q))
 end
 
 local function redacted_headers(self, headers)
@@ -554,24 +610,19 @@ local function redacted_headers(self, headers)
   return out
 end
 
--- a client's header list plus Content-Type, made once per client (weak keys; the core only reads it)
-local BODY_HEADERS = setmetatable({}, { __mode = "k" })
+-- the table given to core:start, filled right before each call (the core copies what it needs; no Lua
+-- code runs between filling it and the call, so a hook that starts another request cannot clobber it)
+local SPEC = {}
 
 local function start_transfer(self, req)
-  local headers = self._headers()
-  if req.body then
-    local with = BODY_HEADERS[headers]
-    if not with then
-      with = { unpack(headers) }
-      with[#with + 1] = "Content-Type: application/json"
-      BODY_HEADERS[headers] = with
-    end
-    headers = with
-  end
+  local headers, with_body = self._headers()
+  local body = req.body
+  if body then headers = with_body end
   req.attempts = req.attempts + 1
-  local timeout = req.opts.timeout
-  local deadline = req.opts.deadline or self.limits.deadline
-  req.clamped = nil
+  local opts = req.opts
+  local timeout = opts.timeout
+  local deadline = opts.deadline or self.limits.deadline
+  if req.clamped then req.clamped = nil end
   if deadline and req.first_started_at then
     -- the total deadline bounds this attempt too
     local remaining = deadline - (clock() - req.first_started_at)
@@ -583,16 +634,18 @@ local function start_transfer(self, req)
   end
   -- a side-effecting POST goes on a new connection: on a reused one that dies before any reply byte,
   -- libcurl would resend it on its own, behind the retry policy (issue 5)
-  local spec = { method = req.method, url = url_of(self, req), headers = headers, body = req.body,
-                 timeout = timeout, fresh_connect = req.row.side_effect or nil }
+  local url = url_of(self, req)
   if self.on_request then
-    self.on_request { method = req.method, url = errors.redact(spec.url, self._secrets), path = req.path,
+    self.on_request { method = req.method, url = errors.redact(url, self._secrets), path = req.path,
                       rpc = req.rpc, headers = redacted_headers(self, headers),
-                      body = errors.redact(req.body, self._secrets),
+                      body = errors.redact(body, self._secrets),
                       attempt = req.attempts }
   end
-  req.started_at = clock()
+  local spec = SPEC
+  spec.method, spec.url, spec.headers, spec.body = req.method, url, headers, body
+  spec.timeout, spec.fresh_connect = timeout, req.row.side_effect or nil
   local id = self._core:start(spec)
+  spec.url, spec.headers, spec.body = nil, nil, nil   -- holds no request (nor secret) between calls
   req.id = id
   self._reqs[id] = req
   self._active = self._active + 1
@@ -619,6 +672,24 @@ local function info_of(self, req)   -- made only for an error
   return { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
 end
 
+-- The response headers of a completion as a table: `core:await` hands them over as one string of
+-- "name:value\n" lines (names lowercased, last wins as in the table), made into the table only when
+-- something reads them (an error, the on_response hook).
+local function response_headers(c)
+  local h = c.headers
+  if h == nil and c.header_lines then
+    h = {}
+    for k, v in c.header_lines:gmatch("([^:\n]*):([^\n]*)\n") do h[k] = v end
+    c.headers = h
+  end
+  return h
+end
+
+local function response_error(self, req, c, decoded, why)
+  response_headers(c)
+  return errors.from_response(c, info_of(self, req), decoded, self._secrets, why)
+end
+
 --- Turns a completion of the C core into `result, err` for the request's row.
 local function outcome(self, req, c)
   if c.error or c.kind then
@@ -639,13 +710,12 @@ local function outcome(self, req, c)
   local decoded, derr
   if c.body and c.body ~= "" then decoded, derr = self.json:decode(c.body) end
   if status < 200 or status >= 300 then
-    return nil, errors.from_response(c, info_of(self, req), decoded, self._secrets)
+    return nil, response_error(self, req, c, decoded)
   end
   local row = req.row
   if row.output == "empty" then
     if (c.body or "") ~= "" and decoded == nil then
-      return nil, errors.from_response(c, info_of(self, req), nil, self._secrets,
-        "a body that is not valid JSON (" .. tostring(derr) .. ")")
+      return nil, response_error(self, req, c, nil, "a body that is not valid JSON (" .. tostring(derr) .. ")")
     end
     return true
   end
@@ -658,7 +728,7 @@ local function outcome(self, req, c)
   if shape ~= "table" then
     local why = decoded == nil and ("a body that is not valid JSON" .. (derr and (" (" .. derr .. ")") or ""))
       or ("a JSON " .. shape .. " where an object was expected")
-    return nil, errors.from_response(c, info_of(self, req), nil, self._secrets, why)
+    return nil, response_error(self, req, c, nil, why)
   end
   if row.output == "operation" then
     return operation_mod().from_wire(self, decoded)
@@ -671,8 +741,7 @@ local function outcome(self, req, c)
   end
   local misfit = self.json:shape_error(row.output, decoded)
   if misfit then
-    return nil, errors.from_response(c, info_of(self, req), nil, self._secrets,
-      "a reply that does not fit " .. row.output .. " (" .. misfit .. ")")
+    return nil, response_error(self, req, c, nil, "a reply that does not fit " .. row.output .. " (" .. misfit .. ")")
   end
   return self.json:decode_message(row.output, decoded)
 end
@@ -727,9 +796,10 @@ local function complete(self, req, c)
   if self.on_response then
     -- a server may echo a credential (in an error message, a header): debug output never shows it
     local rh
-    if c.headers then
+    local h = response_headers(c)
+    if h then
       rh = {}
-      for k, v in pairs(c.headers) do rh[k] = errors.redact(v, self._secrets) end
+      for k, v in pairs(h) do rh[k] = errors.redact(v, self._secrets) end
     end
     self.on_response { method = req.method, path = req.path, rpc = req.rpc, status = c.status, kind = c.kind,
                        headers = rh, body = errors.redact(c.body, self._secrets), err = err, attempt = req.attempts,
@@ -901,9 +971,26 @@ end
 function Client:_await(req)
   while not req.finished do
     if self._closed then error("gemini: client is closed", 3) end
-    local left = self:_step(1)
+    local id = req.id
+    local c
+    -- the fast lane: this request alone in flight, nothing queued or timed, no event-loop adapter.
+    -- The core drives it to its end and hands back its result alone (nil: not yet, after a second;
+    -- false: the core drives its sockets for an adapter; the general step takes over then)
+    if self._active == 1 and id and self._reqs[id] == req and #self._queue == 0 and #self._timers == 0
+        and not self._wake then
+      c = self._core:await(id, 1)
+    end
+    if c then
+      self._reqs[id] = nil
+      complete(self, req, c)
+      -- as `_collect` does after its completions
+      due_timers(self)
+      fill_slots(self)
+    else
+      local left = self:_step(1)
+      if left == 0 and not req.finished then error("gemini: internal error: request lost", 3) end
+    end
     flush_progress(req)
-    if left == 0 and not req.finished then error("gemini: internal error: request lost", 3) end
   end
   flush_progress(req)
   return req.result, req.err
