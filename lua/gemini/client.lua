@@ -282,6 +282,8 @@ function M.new(opts)
   self._open = {}       -- requests given to `_execute` and not finished yet (set; `_seq` orders them)
   self._seq = 0
   self._active = 0
+  -- present (false) rather than absent: a read of an absent field goes through the metatable
+  self._closed, self._wake = false, false
   return self
 end
 
@@ -431,7 +433,7 @@ end
 -- `level` is the error level of the user's call as seen from here.
 local function prepare(self, row, fname, argv, n, shift, level)
   level = level + 1
-  local p = plan_of(row)
+  local p = PLANS[row] or plan_of(row)
   local callback
   if n > 0 and type(argv[n]) == "function" then callback = argv[n]; argv[n] = nil; n = n - 1 end
   local nargs = p.nargs
@@ -591,11 +593,6 @@ end
 -- ================================================================================================
 -- Send, drive, finish
 
-local function url_of(self, req)
-  local q = req.query
-  return self._url(req.path, #q == 0 and "" or names.query(q))
-end
-
 local function redacted_headers(self, headers)
   local out = {}
   for i, h in ipairs(headers) do
@@ -634,7 +631,8 @@ local function start_transfer(self, req)
   end
   -- a side-effecting POST goes on a new connection: on a reused one that dies before any reply byte,
   -- libcurl would resend it on its own, behind the retry policy (issue 5)
-  local url = url_of(self, req)
+  local query = req.query
+  local url = self._url(req.path, #query == 0 and "" or names.query(query))
   if self.on_request then
     self.on_request { method = req.method, url = errors.redact(url, self._secrets), path = req.path,
                       rpc = req.rpc, headers = redacted_headers(self, headers),
@@ -983,16 +981,18 @@ function Client:_await(req)
     if c then
       self._reqs[id] = nil
       complete(self, req, c)
-      -- as `_collect` does after its completions
-      due_timers(self)
-      fill_slots(self)
+      -- as `_collect` does after its completions (a retry timer, a request queued meanwhile)
+      if #self._timers > 0 or #self._queue > 0 then
+        due_timers(self)
+        fill_slots(self)
+      end
     else
       local left = self:_step(1)
       if left == 0 and not req.finished then error("gemini: internal error: request lost", 3) end
     end
-    flush_progress(req)
+    if req._progress_due then flush_progress(req) end
   end
-  flush_progress(req)
+  if req._progress_due then flush_progress(req) end
   return req.result, req.err
 end
 
@@ -1010,7 +1010,11 @@ function Client:_execute(req)
       -- a split method that needed one request still reports its progress: 1/1
       req.on_finish = function(res) if res then progress(self, req, 1, 1) end end
     end
-    launch(self, req)
+    if self._active >= self.max_in_flight then
+      self._queue[#self._queue + 1] = req
+    else
+      start_transfer(self, req)
+    end
   end
   if req.callback then return req end
   return self:_await(req)
@@ -1289,7 +1293,7 @@ end
 for _, row in ipairs(methods.rows) do
   local id = row.id
   Client[id] = function(self, ...)
-    check_open(self, 2)
+    if getmetatable(self) ~= Client or self._closed then check_open(self, 2) end
     local n = select("#", ...)
     local req = prepare(self, row, id, { ... }, n, 0, 2)
     local a, b = self:_execute(req)
