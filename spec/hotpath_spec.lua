@@ -91,6 +91,25 @@ describe("hot path", function()
       c:close()
     end)
 
+    it("completions(true) gives the headers as lines too; completions() as the table", function()
+      local c = core.client {}
+      local function one(lines)
+        c:start(spec_for())
+        for _ = 1, 1000 do
+          c:perform(1)
+          local r = c:completions(lines)[1]
+          if r then return r end
+        end
+      end
+      local r = one(true)
+      assert.is_nil(r.headers)
+      assert.truthy(parse_lines(r.header_lines)["content-type"]:find("application/json", 1, true))
+      r = one()
+      assert.is_nil(r.header_lines)
+      assert.truthy(r.headers["content-type"]:find("application/json", 1, true))
+      c:close()
+    end)
+
     it("returns nil for an unknown id, and when the wait is over first", function()
       local c = core.client {}
       assert.is_nil(c:await(12345, 0.01))
@@ -185,6 +204,20 @@ describe("hot path", function()
       _, err = client:generate_text("text-bison-001", "hi")
       assert.equal(503, err.code)
       assert.equal(7, err.retry_after)
+      client:close()
+    end)
+
+    it("in the callback form reads the reply's headers for its error and its on_response too", function()
+      local seen
+      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
+        on_response = function(i) seen = i.headers["content-type"] end }
+      fault { match = { method = "generateText" }, action = "html", status = 502 }
+      local got
+      client:generate_text("text-bison-001", "hi", function(_, err) got = err end)
+      client:run()
+      assert.equal(502, got.code)
+      assert.truthy(got.message:find("HTTP 502 with an HTML page", 1, true))
+      assert.truthy(seen:find("html", 1, true))
       client:close()
     end)
 

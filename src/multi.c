@@ -117,16 +117,19 @@ int gm_l_perform(lua_State *L) {
  * Take the results finished since the last call, oldest first (may be empty). Success:
  * `{id=, status=, headers={lowercased name = value}, body=, http_version=, total_time=}`;
  * transport failure: `{id=, error=, kind=, curl_code=, status=nil or partial}`.
+ * With `lines` true, a response's headers come as one string `header_lines` instead of the
+ * `headers` table, as await() gives them.
  * @function client:completions
+ * @tparam[opt] boolean lines
  * @treturn table array of results
  */
 int gm_l_completions(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
-  int i = 0;
+  int i = 0, lines = lua_toboolean(L, 2);
   gm_transfer *t;
   lua_createtable(L, (int)c->ndone, 0);
   while ((t = c->done_head) != NULL) {
-    gm_push_result(L, t, 0);       /* if this raises (memory), t stays queued: nothing is lost */
+    gm_push_result(L, t, lines);   /* if this raises (memory), t stays queued: nothing is lost */
     lua_rawseti(L, -2, ++i);
     c->done_head = t->next;
     if (c->done_head == NULL) c->done_tail = NULL;

@@ -569,15 +569,18 @@ local function prepare(self, row, fname, argv, n, shift, level)
       end
     end
   elseif body then
-    payload = encode_body(self, p, body, body_pos, fname, level)
+    local json = self.json
+    local ok, s = pcall(json.encode_message, json, p.body_msg, body, p.exclude)
+    if not ok then argerr(body_pos, fname, tostring(s), level) end
+    payload = s
   end
 
-  local path = path_of(row, p, name)
+  local path = name and p.paths[name] or path_of(row, p, name)
   local opts = callopts or NO_OPTS
-  -- the fields a successful call's record gets on its way, in one constructor: sized once (16), no rehash
+  -- 12 fields: a hash part of 16, which also holds what a successful call adds on its way
+  -- (first_started_at, _seq, id, finished, result): no rehash
   local req = setmetatable({ client = self, row = row, callback = callback, attempts = 0, name = name,
-    method = row.verb, path = path, query = qlist, body = payload, rpc = row.rpc, opts = opts,
-    first_started_at = nil, _seq = nil, id = nil, finished = nil, result = nil }, Request)
+    method = row.verb, path = path, query = qlist, body = payload, rpc = row.rpc, opts = opts }, Request)
   if chunks then
     req.parts = {}
     for i, payload_i in ipairs(chunks) do
@@ -670,9 +673,9 @@ local function info_of(self, req)   -- made only for an error
   return { method = req.method, path = req.path, rpc = req.rpc, limits = limits_for(self, req) }
 end
 
--- The response headers of a completion as a table: `core:await` hands them over as one string of
--- "name:value\n" lines (names lowercased, last wins as in the table), made into the table only when
--- something reads them (an error, the on_response hook).
+-- The response headers of a completion as a table: `core:await` and `core:completions(true)` hand them
+-- over as one string of "name:value\n" lines (names lowercased, last wins as in the table), made into
+-- the table only when something reads them (an error, the on_response hook).
 local function response_headers(c)
   local h = c.headers
   if h == nil and c.header_lines then
@@ -690,37 +693,42 @@ end
 
 --- Turns a completion of the C core into `result, err` for the request's row.
 local function outcome(self, req, c)
-  if c.error or c.kind then
-    if c.kind == "timeout" and req.clamped then c.kind = "deadline" end
+  local kind = c.kind
+  if c.error or kind then
+    if kind == "timeout" and req.clamped then c.kind = "deadline" end
     return nil, errors.from_transport(c, info_of(self, req), self._secrets)
   end
   local status = c.status or 0
+  local body = c.body
+  local row = req.row
+  local ok_status = status >= 200 and status < 300
   -- compact_embeddings: the core decodes an embedding reply straight into gemini.vector values; a body
   -- it does not recognise (or an error reply) takes the general path below
-  if status >= 200 and status < 300 and COMPACT_METHODS[req.row.id] and c.body and core.decode_embeddings then
+  if ok_status and COMPACT_METHODS[row.id] and body and core.decode_embeddings then
     local compact = req.opts.compact_embeddings
     if compact == nil then compact = self.compact_embeddings end
     if compact then
-      local fast = core.decode_embeddings(c.body)
+      local fast = core.decode_embeddings(body)
       if fast then return fast end
     end
   end
+  local json = self.json
   local decoded, derr
-  if c.body and c.body ~= "" then decoded, derr = self.json:decode(c.body) end
-  if status < 200 or status >= 300 then
+  if body and body ~= "" then decoded, derr = json:decode(body) end
+  if not ok_status then
     return nil, response_error(self, req, c, decoded)
   end
-  local row = req.row
-  if row.output == "empty" then
-    if (c.body or "") ~= "" and decoded == nil then
+  local output = row.output
+  if output == "empty" then
+    if (body or "") ~= "" and decoded == nil then
       return nil, response_error(self, req, c, nil, "a body that is not valid JSON (" .. tostring(derr) .. ")")
     end
     return true
   end
   local shape = type(decoded)
-  if decoded ~= nil and decoded == self.json.null then
+  if decoded ~= nil and decoded == json.null then
     shape = "null"
-  elseif shape == "table" and c.body:find("^%s*%[") then
+  elseif shape == "table" and body:find("^%s*%[") then
     shape = "array"   -- a JSON array decodes to a table too, but no reply of this API is one
   end
   if shape ~= "table" then
@@ -728,20 +736,20 @@ local function outcome(self, req, c)
       or ("a JSON " .. shape .. " where an object was expected")
     return nil, response_error(self, req, c, nil, why)
   end
-  if row.output == "operation" then
+  if output == "operation" then
     return operation_mod().from_wire(self, decoded)
-  elseif row.output == "ListOperationsResponse" then
+  elseif output == "ListOperationsResponse" then
     local ops = {}
     if type(decoded.operations) == "table" then
       for i, o in ipairs(decoded.operations) do ops[i] = operation_mod().from_wire(self, o) end
     end
     return { operations = ops, nextPageToken = decoded.nextPageToken }
   end
-  local misfit = self.json:shape_error(row.output, decoded)
+  local misfit = json:shape_error(output, decoded)
   if misfit then
-    return nil, response_error(self, req, c, nil, "a reply that does not fit " .. row.output .. " (" .. misfit .. ")")
+    return nil, response_error(self, req, c, nil, "a reply that does not fit " .. output .. " (" .. misfit .. ")")
   end
-  return self.json:decode_message(row.output, decoded)
+  return json:decode_message(output, decoded)
 end
 
 -- on_progress(done, total) of a split request: user code, so never run inside `_collect`. With a
@@ -867,7 +875,7 @@ end
 -- requests. Event-loop adapters call it after `socket_action`.
 -- @return number of requests not yet finished (in flight, queued or waiting on a timer)
 function Client:_collect()
-  local done = self._core:completions()
+  local done = self._core:completions(true)   -- headers as lines: a table only when read (response_headers)
   for _, c in ipairs(done) do
     local req = self._reqs[c.id]
     if req then
