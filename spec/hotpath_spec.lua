@@ -2,7 +2,6 @@
 -- blocking fast lane of the client (a call alone in flight), and the per-row/per-client caches of
 -- prepare (paths, URLs, query lists). Each spec would fail if a fast path took a shortcut it must not.
 local emulator = require("spec.helpers.emulator")
-local gemini = require("gemini")
 local core = require("gemini.core")
 local cjson = require("cjson").new()
 
@@ -11,16 +10,8 @@ local GEN = "/v1beta3/models/text-bison-001:generateText"
 local BODY = '{"prompt":{"text":"hi"}}'
 
 describe("hot path", function()
-  local emu
+  local emu = emulator.with_emulator { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "0" }
 
-  local function fault(rule)
-    local status, body = emu:control("POST", "/emulator/v1/faults", { rules = { rule } })
-    assert.equal(200, status, cjson.encode(body))
-  end
-  local function journal()
-    local _, j = emu:control("GET", "/emulator/v1/requests")
-    return j
-  end
   local function spec_for(extra)
     local s = { method = "POST", url = emu.url .. GEN, body = BODY,
                 headers = { "x-goog-api-key: " .. KEY, "Content-Type: application/json" } }
@@ -32,14 +23,6 @@ describe("hot path", function()
     for k, v in s:gmatch("([^:\n]*):([^\n]*)\n") do h[k] = v end
     return h
   end
-
-  setup(function()
-    emu = emulator.start { "--api-key", KEY .. "=alice@example.com", "--tuning-step-ms", "0" }
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:control("POST", "/emulator/v1/reset")
-  end)
 
   describe("core:await", function()
     it("returns the result of that transfer, its headers as lines equal to the completions() table", function()
@@ -113,7 +96,7 @@ describe("hot path", function()
     it("returns nil for an unknown id, and when the wait is over first", function()
       local c = core.client {}
       assert.is_nil(c:await(12345, 0.01))
-      fault { match = { method = "generateText" }, action = "delay", delayMs = 1500 }
+      emu:fault { match = { method = "generateText" }, action = "delay", delayMs = 1500 }
       local id = c:start(spec_for())
       assert.is_nil(c:await(id, 0))
       assert.is_nil(c:await(id, 0.05))
@@ -125,7 +108,7 @@ describe("hot path", function()
 
     it("reports a transport failure like completions()", function()
       local c = core.client {}
-      fault { match = { method = "generateText" }, action = "delay", delayMs = 3000 }
+      emu:fault { match = { method = "generateText" }, action = "delay", delayMs = 3000 }
       local id = c:start(spec_for { timeout = 0.3 })
       local r = c:await(id, 30)
       assert.equal("timeout", r.kind)
@@ -146,7 +129,7 @@ describe("hot path", function()
   describe("a blocking call", function()
     it("alone in flight gives the result, and every hook sees its attempt", function()
       local seen = {}
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
+      local client = emu:client { retry = false,
         on_request = function(i) seen[#seen + 1] = "request " .. i.attempt end,
         on_response = function(i)
           seen[#seen + 1] = "response " .. i.status .. " " .. tostring(i.headers["content-type"]):match("^[^;]*")
@@ -158,8 +141,8 @@ describe("hot path", function()
     end)
 
     it("while callback requests are in flight: each gets its own result, callbacks run from poll", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
-      fault { match = { method = "countTextTokens" }, action = "delay", delayMs = 300, times = 0 }
+      local client = emu:client { retry = false }
+      emu:fault { match = { method = "countTextTokens" }, action = "delay", delayMs = 300, times = 0 }
       local got = {}
       for i = 1, 3 do
         client:count_text_tokens("text-bison-001", string.rep("w ", i), function(r, err)
@@ -178,12 +161,12 @@ describe("hot path", function()
 
     it("whose transfer times out is retried, every attempt through the hooks, then fails with timeout", function()
       local req, resp, retries = 0, {}, 0
-      local client = gemini.new { api_key = KEY, base_url = emu.url, timeout = 0.3,
+      local client = emu:client { timeout = 0.3,
         retry = { initial = 0.001, max_delay = 0.002, max_attempts = 3 },
         on_request = function() req = req + 1 end,
         on_response = function(i) resp[#resp + 1] = i.kind end,
         on_retry = function() retries = retries + 1 end }
-      fault { match = { method = "generateText" }, action = "delay", delayMs = 3000, times = 0 }
+      emu:fault { match = { method = "generateText" }, action = "delay", delayMs = 3000, times = 0 }
       local res, err = client:generate_text("text-bison-001", "hi")
       assert.is_nil(res)
       assert.equal("timeout", err.kind)
@@ -195,12 +178,12 @@ describe("hot path", function()
     end)
 
     it("reads the reply's headers for its error (an HTML page, Retry-After)", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
-      fault { match = { method = "generateText" }, action = "html", status = 502 }
+      local client = emu:client { retry = false }
+      emu:fault { match = { method = "generateText" }, action = "html", status = 502 }
       local _, err = client:generate_text("text-bison-001", "hi")
       assert.equal(502, err.code)
       assert.truthy(err.message:find("HTTP 502 with an HTML page", 1, true))
-      fault { match = { method = "generateText" }, action = "error", status = 503, retryAfter = 7 }
+      emu:fault { match = { method = "generateText" }, action = "error", status = 503, retryAfter = 7 }
       _, err = client:generate_text("text-bison-001", "hi")
       assert.equal(503, err.code)
       assert.equal(7, err.retry_after)
@@ -209,9 +192,9 @@ describe("hot path", function()
 
     it("in the callback form reads the reply's headers for its error and its on_response too", function()
       local seen
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
+      local client = emu:client { retry = false,
         on_response = function(i) seen = i.headers["content-type"] end }
-      fault { match = { method = "generateText" }, action = "html", status = 502 }
+      emu:fault { match = { method = "generateText" }, action = "html", status = 502 }
       local got
       client:generate_text("text-bison-001", "hi", function(_, err) got = err end)
       client:run()
@@ -223,7 +206,7 @@ describe("hot path", function()
 
     it("that closes the client from on_response ends CANCELLED, and the client stays closed", function()
       local client
-      client = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
+      client = emu:client { retry = false,
         on_response = function() client:close() end }
       local res, err = client:generate_text("text-bison-001", "hi")
       assert.is_nil(res)
@@ -233,16 +216,16 @@ describe("hot path", function()
 
     it("that closes the client from on_request raises, and sends nothing", function()
       local client
-      client = gemini.new { api_key = KEY, base_url = emu.url, retry = false,
+      client = emu:client { retry = false,
         on_request = function() client:close() end }
       local ok, e = pcall(client.generate_text, client, "text-bison-001", "hi")
       assert.is_false(ok)
       assert.truthy(tostring(e):find("closed", 1, true))
-      assert.equal(0, #journal())
+      assert.equal(0, #emu:requests())
     end)
 
     it("through an event-loop client falls back to perform/completions", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       client._core:take_events()            -- the core now drives its sockets (as for an adapter)
       local res = assert(client:generate_text("text-bison-001", "hi"))
       assert.is_table(res.candidates)
@@ -254,7 +237,7 @@ describe("hot path", function()
 
   describe("prepare's caches", function()
     it("build the path and query of each call from its own arguments", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
+      local client = emu:client { retry = false }
       assert(client:list_models { pageSize = 2 })
       assert(client:list_models())
       assert.equal(400, select(2, client:list_models { pageSize = 3, pageToken = "x y" }).code)
@@ -264,7 +247,7 @@ describe("hot path", function()
       assert(client:count_text_tokens("text-bison-001", "a b"))
       assert(client:count_text_tokens("models/text-bison-001", "a b c"))
       local seen = {}
-      for _, r in ipairs(journal()) do
+      for _, r in ipairs(emu:requests()) do
         seen[#seen + 1] = r.method .. " " .. r.path .. ((r.query or "") ~= "" and ("?" .. r.query) or "")
       end
       assert.same({
@@ -281,8 +264,8 @@ describe("hot path", function()
     end)
 
     it("keep the records of calls apart (options, queries and callbacks of one call never leak to the next)", function()
-      local client = gemini.new { api_key = KEY, base_url = emu.url, retry = false }
-      fault { match = { method = "getModel" }, action = "delay", delayMs = 1500, times = 1 }
+      local client = emu:client { retry = false }
+      emu:fault { match = { method = "getModel" }, action = "delay", delayMs = 1500, times = 1 }
       local _, err = client:get_model("text-bison-001", { timeout = 0.3 })
       assert.equal("timeout", err.kind)
       assert(client:get_model("text-bison-001"))                 -- no timeout carried over
