@@ -391,8 +391,10 @@ end
 -- query parameters by name and in URL order, the body's message, and the path cut around `{name}`
 -- (with the paths made so far, per name: a client names the same model on every call).
 local PLANS = setmetatable({}, { __mode = "k" })
-local EMPTY = {}      -- the query list of a request without query parameters (shared; never written)
-local NO_OPTS = {}    -- the options of a call without options (shared; never written)
+-- shared by every call that has none (so never written: a write raises)
+local READ_ONLY = { __newindex = function() error("gemini: internal: a shared empty table is read-only", 2) end }
+local EMPTY = setmetatable({}, READ_ONLY)     -- the query list of a request without query parameters
+local NO_OPTS = setmetatable({}, READ_ONLY)   -- the options of a call without options
 local PATHS_MAX = 256
 
 local function plan_of(row)
