@@ -1280,6 +1280,13 @@ end
 -- @param name full operation name
 -- @return an operation handle, or nil plus an error
 
+--- `POST /v1beta3/tunedModels/*/operations/*:cancel`: asks the server to stop a running tuning (the
+-- operation then ends with error `CANCELLED` and the model is `FAILED`); a finished operation stays as it
+-- is. Safe to repeat. See also `op:cancel()`.
+-- @function Client:cancel_operation
+-- @param name full operation name
+-- @return true, or nil plus an error
+
 --- One page of a tuned model's operations.
 -- @function Client:list_operations
 -- @param name tuned model name or id

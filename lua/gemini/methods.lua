@@ -111,6 +111,9 @@ M.rows = {
   { id = "list_operations", rpc = "listOperations", verb = "GET", path = "/v1beta3/{name}/operations",
     args = { { "name", "tuned_model" }, { "query" } }, query = PAGE_FILTER, output = "ListOperationsResponse",
     items = "operations", iterator = "operations" },
+  -- google.longrunning CancelOperation (bound as POST {name=**/operations/*}:cancel, body `*`): repeatable
+  { id = "cancel_operation", rpc = "cancelOperation", verb = "POST", path = "/v1beta3/{name}:cancel",
+    args = { { "name", "operation" } }, output = "empty" },
 }
 
 --- Rows by client method name.

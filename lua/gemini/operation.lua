@@ -94,6 +94,16 @@ function Op:refresh()
   return true
 end
 
+--- Asks the server to cancel the operation (`POST /v1beta3/{name}:cancel`), then polls it once: a running
+-- tuning ends with `.error.status == "CANCELLED"`; a finished operation is left as it was.
+-- @return true, or nil plus an error object
+function Op:cancel()
+  check(self, "cancel")
+  local ok, err = self.client:_invoke("cancel_operation", "cancel", 0, 2, { self.name }, 1)
+  if not ok then return nil, err end
+  return self:refresh()
+end
+
 --- The result: the TunedModel table when done, `nil, err` when it failed, `nil` while running.
 function Op:result()
   check(self, "result")
