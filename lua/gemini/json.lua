@@ -625,6 +625,7 @@ local function plan_desc()
 end
 
 local cplan                 -- nil: not looked at yet; false: no gemini.core (or switched off)
+local plans                 -- the Lua reply check's tables (built on first use, below)
 local plan_check, plan_encode
 local use_native, compiled = true, nil
 
@@ -650,12 +651,18 @@ end
 -- and comparisons: `json.native(false)` keeps the Lua fast paths (the state of json.lua loaded without
 -- the core); `json.native(true)` uses the core again when it loads.
 -- @param on optional boolean
--- @param recompile optional: true compiles the plan again from the schema as it is now
+-- @param recompile optional: true compiles the plan again from the schema as it is now (and drops the
+-- Lua walks' indexes, built again on use)
 -- @return true when the C walks are in use
 -- @return the plan (gemini.core.codec_plan), or nil
 function M.native(on, recompile)
   if on ~= nil then use_native = on and true or false end
-  if recompile then compiled = nil end
+  if recompile then
+    compiled, plans = nil, nil
+    for _, cache in ipairs({ index_cache, enum_cache, fast_index }) do
+      for k in pairs(cache) do cache[k] = nil end
+    end
+  end
   cplan = nil
   local p = native()
   return p and true or false, p or nil
@@ -800,7 +807,7 @@ local ANY_TYPE = { ["nil"] = true, boolean = true, number = true, string = true,
 local QUICK_OK = { [K_MSG] = {}, [K_INT] = {}, [K_FLOAT] = { number = true }, [K_STRING] = { string = true },
                    [K_ENUM] = { string = true, number = true }, [K_BOOL] = { boolean = true }, [K_OTHER] = ANY_TYPE }
 
-local plans        -- message name -> { by_json =, by_name =, kinds = { [field] = K_* }, needs = bool } or false
+-- plans (declared above): message name -> { by_json =, by_name =, kinds = { [field] = K_* }, needs = bool }
 
 -- needs: the decode walk changes something below the message when it holds no null (integers, Anys)
 local function build_plans()
