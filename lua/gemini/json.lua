@@ -108,17 +108,74 @@ local function is_sequence(t)
   return count == n, n
 end
 
+-- Nesting limits. The fast walks (Lua and C) hand a body or reply nesting past FAST_DEPTH message levels
+-- back to the Lua walks; the Lua encoders raise past MAX_DEPTH levels of JSON nesting (objects and arrays,
+-- the body itself is level 1), naming a cycle when the path holds one; the decode walks note the tables
+-- they walk once past FAST_DEPTH levels (walking none twice: a cycle ends) and leave a table past
+-- MAX_DEPTH as it is.
+local FAST_DEPTH, MAX_DEPTH = 64, 128
+M.FAST_DEPTH, M.MAX_DEPTH = FAST_DEPTH, MAX_DEPTH
+
+-- An encoder's state for one call: `nulls`, `name` (the message, nil for a free-form value), and the path
+-- from the top, by depth d (0 for the body): [d] the table, paths[d] its path as a string, or false and
+-- keys[d] its key in the table above (free-form levels build no path string).
+local function enc_state(nulls, name)
+  return { nulls = nulls, name = name, paths = {}, keys = {} }
+end
+
+local function path_at(st, d)
+  local p = st.paths[d]
+  if p then return p end
+  local k = st.keys[d]
+  p = d > 0 and path_at(st, d - 1) or ""
+  if type(k) == "number" then return p .. "[" .. (k - 1) .. "]" end
+  return p == "" and tostring(k) or (p .. "." .. tostring(k))
+end
+
+-- a long path keeps its first and last 40 characters or so, cut where a name or an index starts
+local function shorten(p)
+  if #p <= 80 then return p end
+  local head, tail = p:sub(1, 40), p:sub(-40)
+  local i = tail:find("[.%[]")
+  if i then tail = tail:sub(tail:sub(i, i) == "." and i + 1 or i) end
+  return (head:match("^(.+)[.%[]") or head) .. "..." .. tail
+end
+
+-- raises for table t at depth d (MAX_DEPTH): names the first table that the path holds twice, if any
+local function too_deep(st, d, t, key, path)
+  st[d], st.keys[d], st.paths[d] = t, key, path or false
+  local first = {}
+  for j = 0, d do
+    local i = first[st[j]]
+    if i then
+      local q, p = path_at(st, i), shorten(path_at(st, j))
+      if st.name then
+        error("a cycle: " .. (q == "" and st.name or ("field '" .. shorten(q) .. "'")) ..
+          " contains itself (at '" .. p .. "')", 0)
+      end
+      error("cannot encode JSON: a cycle: " .. (q == "" and "the value" or ("'" .. shorten(q) .. "'")) ..
+        " contains itself (at '" .. p .. "')", 0)
+    end
+    first[st[j]] = j
+  end
+  local p = shorten(path_at(st, d))
+  if st.name then error("field '" .. p .. "' nests deeper than " .. MAX_DEPTH .. " levels", 0) end
+  error("cannot encode JSON: nesting deeper than " .. MAX_DEPTH .. " levels (at '" .. p .. "')", 0)
+end
+
 local encode_value
 
-local function encode_table(t, buf, depth, nulls)
-  if depth > 100 then error("cannot encode JSON: nesting deeper than 100 (a cycle?)", 0) end
+-- t at depth `depth`, reached by `key` from the table above, or at `path` (a schema field)
+local function encode_table(t, buf, depth, st, key, path)
+  if depth >= MAX_DEPTH then too_deep(st, depth, t, key, path) end
+  st[depth], st.keys[depth], st.paths[depth] = t, key, path or false
   local seq, n = is_sequence(t)
   if getmetatable(t) == ARRAY_MT or (seq and n > 0) then
     if not seq then error("cannot encode JSON: array with non-sequence keys", 0) end
     buf[#buf + 1] = "["
     for i = 1, n do
       if i > 1 then buf[#buf + 1] = "," end
-      encode_value(t[i], buf, depth + 1, nulls)
+      encode_value(t[i], buf, depth + 1, st, i)
     end
     buf[#buf + 1] = "]"
     return
@@ -134,18 +191,18 @@ local function encode_table(t, buf, depth, nulls)
     if i > 1 then buf[#buf + 1] = "," end
     buf[#buf + 1] = quote(k)
     buf[#buf + 1] = ":"
-    encode_value(t[k], buf, depth + 1, nulls)
+    encode_value(t[k], buf, depth + 1, st, k)
   end
   buf[#buf + 1] = "}"
 end
 
-function encode_value(v, buf, depth, nulls)
+function encode_value(v, buf, depth, st, key, path)
   local tv = type(v)
   if tv == "string" then buf[#buf + 1] = quote(v)
   elseif tv == "number" then buf[#buf + 1] = number(v)
   elseif tv == "boolean" then buf[#buf + 1] = v and "true" or "false"
-  elseif v == nil or v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"
-  elseif tv == "table" then encode_table(v, buf, depth, nulls)
+  elseif v == nil or v == M.null or (st.nulls and v == st.nulls) then buf[#buf + 1] = "null"
+  elseif tv == "table" then encode_table(v, buf, depth, st, key, path)
   else error("cannot encode a " .. tv .. " in JSON", 0) end
 end
 
@@ -258,10 +315,11 @@ end
 
 local encode_fields
 
-local function encode_scalar(f, v, path, buf, nulls)
+-- v: the value of field f at `path`, at depth `depth` (st: enc_state)
+local function encode_scalar(f, v, path, buf, st, depth)
   local t = f.type
   local tv = type(v)
-  if v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"; return end
+  if v == M.null or (st.nulls and v == st.nulls) then buf[#buf + 1] = "null"; return end
   if t == "string" or t == "bytes" or t == "timestamp" then
     if tv ~= "string" then error("field '" .. path .. "' must be a string, got " .. tv, 0) end
     buf[#buf + 1] = quote(v)
@@ -303,51 +361,56 @@ local function encode_scalar(f, v, path, buf, nulls)
     end
   elseif t == "message" then
     if tv ~= "table" then error("field '" .. path .. "' must be a table (" .. f.message .. "), got " .. tv, 0) end
-    encode_fields(f.message, v, path, buf, nulls)
+    encode_fields(f.message, v, path, buf, st, depth)
   elseif t == "any" or t == "struct" or t == "value" then
     if tv == "table" and type(v["@type"]) == "string" and v["@type"]:sub(1, #PREFIX) == PREFIX then
       local full = v["@type"]:sub(#PREFIX + 1)
       local short = full:match("^" .. schema.package:gsub("%.", "%%.") .. "%.(.+)$")
       if short and schema.messages[short] then
-        encode_fields(short, v, path, buf, nulls, { ["@type"] = true })
+        encode_fields(short, v, path, buf, st, depth, { ["@type"] = true })
         return
       end
     end
-    encode_value(v, buf, 0, nulls)
+    encode_value(v, buf, depth, st, nil, path)
   elseif t == "empty" then
     buf[#buf + 1] = "{}"
   else
-    encode_value(v, buf, 0, nulls)
+    encode_value(v, buf, depth, st, nil, path)
   end
 end
 
-local function encode_field(f, v, path, buf, nulls)
+local function encode_field(f, v, path, buf, st, depth)
   if f.repeated then
     if type(v) ~= "table" or getmetatable(v) == M.null then
       error("field '" .. path .. "' must be a list (table), got " .. type(v), 0)
     end
     local seq, n = is_sequence(v)
     if not seq then error("field '" .. path .. "' must be a list: it has non-sequence keys", 0) end
+    if depth >= MAX_DEPTH then too_deep(st, depth, v, nil, path) end
+    st[depth], st.paths[depth] = v, path
     buf[#buf + 1] = "["
     for i = 1, n do
       if i > 1 then buf[#buf + 1] = "," end
-      encode_scalar(f, v[i], path .. "[" .. (i - 1) .. "]", buf, nulls)
+      encode_scalar(f, v[i], path .. "[" .. (i - 1) .. "]", buf, st, depth + 1)
     end
     buf[#buf + 1] = "]"
   else
-    encode_scalar(f, v, path, buf, nulls)
+    encode_scalar(f, v, path, buf, st, depth)
   end
 end
 
 --- Encodes `value` (a table with JSON or proto field names) as message `name`, appending to buf.
--- `opts.exclude` names JSON fields not allowed here (path-bound or query fields),
--- `opts.passthrough` keys copied verbatim first (e.g. "@type").
-function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
+-- `value` is at `path`, `depth` levels below the body (st: enc_state);
+-- `exclude` names JSON fields not allowed here (path-bound or query fields),
+-- `passthrough` keys copied verbatim first (e.g. "@type").
+function encode_fields(name, value, path, buf, st, depth, passthrough, exclude)
   local idx = message_index(name)
-  if not idx then encode_value(value, buf, 0, nulls); return end
+  if not idx then encode_value(value, buf, depth, st, nil, path); return end
   if getmetatable(value) == ARRAY_MT then
     error("field '" .. (path ~= "" and path or name) .. "' must be an object (" .. name .. "), got a list", 0)
   end
+  if depth >= MAX_DEPTH then too_deep(st, depth, value, nil, path) end
+  st[depth], st.paths[depth] = value, path
   local chosen = {}   -- field -> value
   local unknown = {}
   for k, v in pairs(value) do
@@ -394,7 +457,7 @@ function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
       if not first then buf[#buf + 1] = "," end
       first = false
       buf[#buf + 1] = quote(k) .. ":"
-      encode_value(value[k], buf, 0, nulls)
+      encode_value(value[k], buf, depth + 1, st, k)
     end
   end
   for _, f in ipairs(idx.fields) do
@@ -403,7 +466,7 @@ function encode_fields(name, value, path, buf, nulls, passthrough, exclude)
       if not first then buf[#buf + 1] = "," end
       first = false
       buf[#buf + 1] = quote(f.json) .. ":"
-      encode_field(f, v, join(path, f.json), buf, nulls)
+      encode_field(f, v, join(path, f.json), buf, st, depth + 1)
     end
   end
   buf[#buf + 1] = "}"
@@ -411,7 +474,8 @@ end
 
 -- The encoder's fast path: the same output for a body that encodes without error, no path strings and no
 -- side tables. It returns false at anything doubtful (an error, a duplicate or unknown key, a oneof set
--- twice, a free-form value); the caller then runs encode_fields, which raises the message or encodes.
+-- twice, a free-form value, nesting past FAST_DEPTH messages); the caller then runs encode_fields, which
+-- raises the message or encodes.
 local fast_index = {}   -- message name -> { idx =, ambiguous = bool, members = { [oneof] = { field... } } }
 
 local function fast_info(name)
@@ -435,7 +499,7 @@ end
 
 local fast_fields
 
-local function fast_scalar(f, v, buf, nulls)
+local function fast_scalar(f, v, buf, nulls, depth)
   local t = f.type
   local tv = type(v)
   if v == M.null or (nulls and v == nulls) then buf[#buf + 1] = "null"; return true end
@@ -466,16 +530,16 @@ local function fast_scalar(f, v, buf, nulls)
     end
   elseif t == "message" then
     if tv ~= "table" then return false end
-    return fast_fields(f.message, v, buf, nulls)
+    return fast_fields(f.message, v, buf, nulls, nil, depth + 1)
   else
     return false
   end
   return true
 end
 
-function fast_fields(name, value, buf, nulls, exclude)
+function fast_fields(name, value, buf, nulls, exclude, depth)
   local fi = fast_info(name)
-  if not fi or fi.ambiguous or getmetatable(value) ~= nil then return false end
+  if not fi or fi.ambiguous or getmetatable(value) ~= nil or depth > FAST_DEPTH then return false end
   local idx = fi.idx
   local by_json, by_name = idx.by_json, idx.by_name
   for k in pairs(value) do
@@ -504,10 +568,10 @@ function fast_fields(name, value, buf, nulls, exclude)
         buf[#buf + 1] = "["
         for i = 1, n do
           if i > 1 then buf[#buf + 1] = "," end
-          if not fast_scalar(f, v[i], buf, nulls) then return false end
+          if not fast_scalar(f, v[i], buf, nulls, depth) then return false end
         end
         buf[#buf + 1] = "]"
-      elseif not fast_scalar(f, v, buf, nulls) then
+      elseif not fast_scalar(f, v, buf, nulls, depth) then
         return false
       end
     end
@@ -521,36 +585,54 @@ end
 
 local decode_fields
 
-local function decode_scalar(f, v, nulls)
+-- The decode walks take the table's depth (0 for the reply) and a box shared by the whole walk. A JSON
+-- library makes trees, but a user codec may hand back a table that holds itself, or one nested absurdly
+-- deep: past FAST_DEPTH levels `box.seen` (made then) notes every table walked, and from then on no
+-- table is walked twice (a cycle ends); past MAX_DEPTH a table is left as it is. True: skip t.
+local function walked(t, depth, box)
+  local seen = box.seen
+  if not seen then
+    if depth <= FAST_DEPTH then return false end
+    seen = {}
+    box.seen = seen
+  end
+  if depth > MAX_DEPTH or seen[t] then return true end
+  seen[t] = true
+  return false
+end
+
+local function decode_scalar(f, v, nulls, depth, box)
   local t = f.type
   if INT_TYPES[t] then
     if type(v) == "string" then v = tonumber(v) or v end
     if type(v) == "number" and tointeger then return tointeger(v) or v end
     return v
   elseif t == "message" then
-    if type(v) == "table" then return decode_fields(f.message, v, nulls) end
+    if type(v) == "table" then return decode_fields(f.message, v, nulls, depth, box) end
     return v
   elseif t == "any" then
-    return M.decode_any(v, nulls)
+    return M.decode_any(v, nulls, depth, box)
   end
   return v
 end
 
-local function strip_nulls(v, nulls)
+local function strip_nulls(v, nulls, depth, box)
   if type(v) ~= "table" then return v end
+  if (box.seen or depth > FAST_DEPTH) and walked(v, depth, box) then return v end
   for k, x in pairs(v) do
     if x == nulls then
       if type(k) ~= "number" then v[k] = nil end
     elseif type(x) == "table" then
-      strip_nulls(x, nulls)
+      strip_nulls(x, nulls, depth + 1, box)
     end
   end
   return v
 end
 
-function decode_fields(name, t, nulls)
+function decode_fields(name, t, nulls, depth, box)
   local idx = message_index(name)
-  if not idx or type(t) ~= "table" then return strip_nulls(t, nulls) end
+  if not idx or type(t) ~= "table" then return strip_nulls(t, nulls, depth, box) end
+  if (box.seen or depth > FAST_DEPTH) and walked(t, depth, box) then return t end
   for k, v in pairs(t) do
     local f = idx.by_json[k] or idx.by_name[k]
     if v == nulls and nulls ~= nil then
@@ -559,30 +641,34 @@ function decode_fields(name, t, nulls)
       if f.repeated and type(v) == "table" then
         -- only integers, messages and Anys need work; strings, floats, bools and enums stay as decoded
         if INT_TYPES[f.type] or f.type == "message" or f.type == "any" then
-          for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls) end
+          for i = 1, #v do v[i] = decode_scalar(f, v[i], nulls, depth + 2, box) end
         end
       else
-        t[k] = decode_scalar(f, v, nulls)
+        t[k] = decode_scalar(f, v, nulls, depth + 1, box)
       end
     elseif type(v) == "table" then
-      strip_nulls(v, nulls)
+      strip_nulls(v, nulls, depth + 1, box)
     end
   end
   return t
 end
 
 --- Decodes a `google.protobuf.Any` value in place: known `@type`s of this API get their message's
--- integer conversion; `@type` is kept.
+-- integer conversion; `@type` is kept. A table nested past `MAX_DEPTH` levels is left as it is, and a
+-- table that holds itself is walked once.
 -- @param v decoded table
 -- @param nulls the codec's null
+-- @param depth optional: v's depth in the reply (default 0)
+-- @param box optional: the walk's state (internal)
 -- @return v
-function M.decode_any(v, nulls)
+function M.decode_any(v, nulls, depth, box)
+  depth, box = depth or 0, box or {}
   if type(v) == "table" and type(v["@type"]) == "string" then
     local full = v["@type"]:sub(#PREFIX + 1)
     local short = full:match("^" .. schema.package:gsub("%.", "%%.") .. "%.(.+)$")
-    if short and schema.messages[short] then return decode_fields(short, v, nulls) end
+    if short and schema.messages[short] then return decode_fields(short, v, nulls, depth, box) end
   end
-  return strip_nulls(v, nulls)
+  return strip_nulls(v, nulls, depth, box)
 end
 
 -- ================================================================================================
@@ -694,7 +780,7 @@ end
 -- @return string (raises on values JSON cannot hold)
 function Codec:encode(v)
   local buf = {}
-  encode_value(v, buf, 0, self.null)
+  encode_value(v, buf, 0, enc_state(self.null), nil, "")
   return concat(buf)
 end
 
@@ -722,10 +808,10 @@ function Codec:encode_message(name, value, exclude)
     if s then return s end
   else
     buf = {}
-    if fast_fields(name, value, buf, self.null, exclude) then return concat(buf) end
+    if fast_fields(name, value, buf, self.null, exclude, 0) then return concat(buf) end
   end
   buf = {}
-  encode_fields(name, value, "", buf, self.null, nil, exclude)
+  encode_fields(name, value, "", buf, enc_state(self.null, name), 0, nil, exclude)
   return concat(buf)
 end
 
@@ -742,12 +828,12 @@ local FLOAT_WORDS = { NaN = true, Infinity = true, ["-Infinity"] = true }
 local shape_error, fast_ok, decode_needed
 local dirty = false
 
-local function value_error(f, v, nulls, path, depth)
+local function value_error(f, v, nulls, path, depth, box)
   local t, tv = f.type, type(v)
   local ok
   if t == "message" then
     if tv ~= "table" then return format("field '%s' is a JSON %s, not an object", path, json_type(v, nulls)) end
-    return shape_error(f.message, v, nulls, path, depth + 1)
+    return shape_error(f.message, v, nulls, path, depth + 1, box)
   elseif INT_TYPES[t] then
     ok = (tv == "number" and v == floor(v)) or (tv == "string" and v:find("^%-?%d+$") ~= nil)
   elseif t == "float" or t == "double" then
@@ -767,9 +853,14 @@ local function value_error(f, v, nulls, path, depth)
   return nil
 end
 
-function shape_error(name, t, nulls, path, depth)
+-- (depth counts messages, as in the fast walks: a message past FAST_DEPTH is not checked; box as in the
+-- decode walks: from there on no table is checked twice, so a cycle ends)
+function shape_error(name, t, nulls, path, depth, box)
   local idx = message_index(name)
-  if not idx or depth > 64 then return nil end
+  if not idx then return nil end
+  if box.seen or depth > FAST_DEPTH then
+    if walked(t, depth, box) or depth > FAST_DEPTH then return nil end
+  end
   for k, v in pairs(t) do
     local f = type(k) == "string" and (idx.by_json[k] or idx.by_name[k])
     if f and not (nulls ~= nil and v == nulls) then
@@ -780,11 +871,11 @@ function shape_error(name, t, nulls, path, depth)
           if type(i) ~= "number" then return format("field '%s' is an object, not an array", p) end
         end
         for i = 1, #v do
-          local why = value_error(f, v[i], nulls, p .. "[" .. (i - 1) .. "]", depth)
+          local why = value_error(f, v[i], nulls, p .. "[" .. (i - 1) .. "]", depth, box)
           if why then return why end
         end
       else
-        local why = value_error(f, v, nulls, p, depth)
+        local why = value_error(f, v, nulls, p, depth, box)
         if why then return why end
       end
     end
@@ -792,10 +883,11 @@ function shape_error(name, t, nulls, path, depth)
   return nil
 end
 
--- The same check without building a string: true when `t` fits (or is past the depth limit), false at
--- the first misfit (shape_error then runs to name it). `trust`: arrays are known to have only the keys 1..n.
--- Sets `dirty` when the reply holds something a shortened decode would skip: a null, an object under an
--- unknown field, a message outside the schema, a depth past the limit.
+-- The same check without building a string: true when `t` fits, false at the first misfit or at a message
+-- past FAST_DEPTH (shape_error then runs to name the misfit, if any: returning false at once keeps a
+-- cycle from being walked again at every level above). `trust`: arrays are known to have only the keys
+-- 1..n. Sets `dirty` when the reply holds something a shortened decode would skip: a null, an object
+-- under an unknown field, a message outside the schema.
 local K_MSG, K_INT, K_FLOAT, K_STRING, K_ENUM, K_BOOL, K_OTHER = 1, 2, 3, 4, 5, 6, 7
 local KIND_OF = { message = K_MSG, float = K_FLOAT, double = K_FLOAT, string = K_STRING, bytes = K_STRING,
                   timestamp = K_STRING, fieldmask = K_STRING, enum = K_ENUM, bool = K_BOOL }
@@ -859,7 +951,8 @@ end
 
 function fast_ok(name, t, nulls, depth, trust)
   local p = plan_of(name)
-  if not p or depth > 64 then dirty = true; return true end
+  if not p then dirty = true; return true end
+  if depth > FAST_DEPTH then dirty = true; return false end
   local by_json, by_name, kinds, quick = p.by_json, p.by_name, p.kinds, p.quick
   for k, v in pairs(t) do
     local f = by_json[k] or by_name[k]   -- (only string keys are in these indexes)
@@ -912,7 +1005,7 @@ end
 -- decode_fields for a reply fast_ok found clean: skips the subtrees with nothing to convert
 function decode_needed(name, t, nulls)
   local p = plan_of(name)
-  if not p then return decode_fields(name, t, nulls) end
+  if not p then return decode_fields(name, t, nulls, 0, {}) end
   if not p.needs then return t end
   local by_json, by_name, kinds = p.by_json, p.by_name, p.kinds
   for k, v in pairs(t) do
@@ -960,7 +1053,7 @@ function Codec:shape_error(name, t)
     elseif r == "doubt" then
       return nil        -- fits; decode_message takes the full walk (nulls, Anys...)
     end
-    return shape_error(name, t, self.null, "", 0)
+    return shape_error(name, t, self.null, "", 0, {})
   end
   dirty = false
   if fast_ok(name, t, self.null, 0, trust) then
@@ -968,7 +1061,7 @@ function Codec:shape_error(name, t)
     return nil
   end
   -- a misfit (or a doubt): the walk that names the field, building paths as it goes
-  return shape_error(name, t, self.null, "", 0)
+  return shape_error(name, t, self.null, "", 0, {})
 end
 
 --- Decodes an already parsed table as schema message `name` in place (integers, nulls).
@@ -988,7 +1081,7 @@ function Codec:decode_message(name, t)
     marks[t] = nil
     return decode_needed(name, t, self.null)
   end
-  return decode_fields(name, t, self.null)
+  return decode_fields(name, t, self.null, 0, {})
 end
 
 --- Checks and decodes a reply in one step: `shape_error`, then `decode_message` (with the C walks, one
