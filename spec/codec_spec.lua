@@ -484,7 +484,7 @@ describe("codec: C walks vs the Lua fast paths", function()
       local c = assert_encode_same("CodecSpec.Deep", deep)
       assert.is_true(c.ok)
       assert.is_false(plan:encode("CodecSpec.Deep", deep, NULL))   -- past 64 levels: a doubt
-      -- a cycle: C stops at 64 levels and doubts (the Lua encoders then overflow the Lua stack, as before)
+      -- a cycle: C stops at 64 levels and doubts (the Lua encoders then name the cycle: spec/json_depth_spec.lua)
       local cyc = { n = 1 }
       cyc.child = cyc
       cyc.kids = { cyc }

@@ -116,6 +116,9 @@ typedef struct walk {
   int nulls;               /* stack index of the codec null (nil: none) */
   int trust;               /* arrays have only the keys 1..n (a table fresh from cjson / vim.json) */
   int dirty;               /* something only decode_fields handles: a null, an Any, an unknown object... */
+  int deep;                /* a subtree went past CD_MAXDEPTH: the rest of the walk is skipped (decode_fields,
+                              which ends on cycles, takes the whole reply), so a table reachable along many
+                              paths (a cycle through a recursive message) costs no more than one path */
 } walk;
 
 /* `nulls ~= nil and v == nulls`, with __eq where Lua would use it */
@@ -276,8 +279,10 @@ static int check_msg(walk *w, int msg, int tidx, int depth) {
   lua_State *L = w->L;
   const cd_plan *p = w->p;
   int lk;
+  if (w->deep) return 1;
   if (msg < 0 || depth > CD_MAXDEPTH) {
     w->dirty = 1;
+    if (msg >= 0) w->deep = 1;
     return 1;
   }
   if (has_mt(L, tidx)) return 0;
@@ -372,6 +377,7 @@ static int l_check(lua_State *L) {
   w.trust = lua_toboolean(L, 5);
   w.nulls = 4;
   w.dirty = 0;
+  w.deep = 0;
   gm_getuv(L, 1);          /* 6 */
   lua_rawgeti(L, 6, UV_LOOKUPS);
   w.lookups = 7;
