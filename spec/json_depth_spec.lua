@@ -203,7 +203,7 @@ describe("json nesting limits and cycles", function()
   end)
 
   it("decode_reply and decode_any end on tables that hold themselves or nest 1000 levels", function()
-    both(function(on)
+    both(function()
       local J = json.new()
       local node = { n = "7" }
       node.child = node
@@ -249,7 +249,7 @@ describe("json nesting limits and cycles", function()
 
   it("cycles with many ways back end at once #timing", function()
     -- a walk that only stopped at a depth limit would take 2^64 steps on these
-    both(function(on)
+    both(function()
       local J = json.new()
       local t0 = os.clock()
       local node = { n = 1 }
