@@ -128,13 +128,18 @@ describe("client errors", function()
     end)
 
     it("a connection reset is UNAVAILABLE without an HTTP code", function()
+      -- a new client (connection): on the shared client's kept-alive one (after another test), libcurl
+      -- itself resends an idempotent request whose reused connection dies before any reply byte, and
+      -- the second try met no fault (--shuffle --seed=1)
+      local c = emu:client { retry = false }
       emu:fault { match = { method = "getModel" }, action = "reset" }
-      local res, err = client:get_model("text-bison-001")
+      local res, err = c:get_model("text-bison-001")
       assert.is_nil(res)
       assert.is_nil(err.code)
       assert.equal("UNAVAILABLE", err.status)
       -- the client stays usable
-      assert(client:get_model("text-bison-001"))
+      assert(c:get_model("text-bison-001"))
+      c:close()
     end)
 
     it("a slow reply hits the timeout: DEADLINE_EXCEEDED naming the limit", function()
