@@ -4,6 +4,7 @@
 --   lua5.4 bench/gemini_bench.lua --mode MODE [--url BASE_URL] [--ca FILE] [--n N] [--time S] [--conc C]
 -- MODE: probe     one blocking request, then whether the callback form works (prints version, callback=0|1)
 --       seq       blocking generate_text in a loop
+--       core      the same requests from gemini.core in a bare loop (start, await) + cjson.decode: no Lua layer
 --       conc      callback form with C requests in flight (refilled from the callbacks), client:run();
 --                 --maxconn N passes max_connections = N too
 --       embed     blocking batch_embed_text of 100 texts (100 x 768 reply); --compact uses the C decoder
@@ -87,6 +88,42 @@ if mode == "probe" then
       or tostring(e2):sub(1, 120)
   end
   common.result(out)
+  return
+end
+
+if mode == "core" then
+  -- the floor under the Lua layer: gemini.core driven from a bare loop (start, await) with the request
+  -- bytes the client sends (its on_request hook), then cjson.decode of the body; no schema, names, retries
+  local core = require("gemini.core")
+  local cjson = require("cjson").new()
+  local spec
+  local client = new_client{ on_request = function(r)
+    spec = { method = r.method, url = r.url, headers = r.headers, body = r.body }
+  end }
+  check_gen(client:generate_text(MODEL, gen_body()))
+  client:close()
+  for i, h in ipairs(spec.headers) do
+    local k = h:match("^([^:]+):")
+    if k and k:lower() == "x-goog-api-key" then spec.headers[i] = k .. ": bench-key" end
+  end
+  -- the client's default User-Agent (client.lua default_user_agent), which its hook does not list
+  local cv = core.curl_version
+  if not cv:find("^libcurl") then cv = "libcurl/" .. cv end
+  local raw = core.client{ ca_file = a.ca, user_agent = "lua-gemini/" .. gemini.VERSION .. " " .. cv:match("^(%S+)") }
+  local function one()
+    local id = raw:start(spec)
+    local r = raw:await(id, 60)
+    if not (r and r.status == 200) then common.fail("gemini.core request failed: " .. tostring(r and r.error)) end
+    return cjson.decode(r.body)
+  end
+  one() -- warm-up: connect, TLS
+  local done, t0 = 0, clock()
+  while done < n do
+    one()
+    done = done + 1
+    if clock() - t0 >= max_time then break end
+  end
+  common.result{ n = done, secs = clock() - t0 }
   return
 end
 

@@ -115,6 +115,7 @@ end
 local CONTENDER_NAMES = {
   limit = "the limit (bench/limit.c, libcurl from C)",
   gemini = "lua-gemini, blocking",
+  ["core-cjson"] = "gemini.core + cjson.decode, bare loop (no Lua layer)",
   ["gemini-nb"] = "lua-gemini, non-blocking (max_in_flight = N)",
   ["gemini-nb-maxconn"] = "lua-gemini, non-blocking, max_connections = N too",
   ["curl-process"] = "a `curl` process per request (io.popen)",
@@ -189,6 +190,13 @@ local function ratio_target(name, num, den, want, cmp_le)
     string.format("%s: %s %s vs %s %s", how, fmt(a), num[4] or "", fmt(b), den[4] or ""))
 end
 
+-- median over the rounds of (run r of w1) / (run r of w2), for contenders that ran interleaved in case c
+local function paired_ratio_of(c, w1, w2, fn)
+  local a, b = data[c] and data[c][w1], data[c] and data[c][w2]
+  if not a or not b then return nil end
+  return (paired(a.runs, fn, b.runs, fn))
+end
+
 -- blocking lua-gemini against another contender of a sequential case, in requests per second
 for _, t in ipairs({
   { "Blocking sequential ≥ 0.85× the limit, HTTP/1.1", "seq-h1", "limit", 0.85 },
@@ -201,6 +209,12 @@ for _, t in ipairs({
   { "≥ 5× Google's Node client (HTTPS)", "seq-tls", "node", 5 },
 }) do
   ratio_target(t[1], { t[2], "gemini", rps, "req/s" }, { t[2], t[3], rps, "req/s" }, t[4])
+  -- context for the limit targets: how close the core alone (no Lua layer) comes, in the same rounds
+  local floor = t[3] == "limit" and paired_ratio_of(t[2], "core-cjson", "limit", rps)
+  if floor then
+    local tt = targets[#targets]
+    tt[4] = tt[4] .. string.format("; gemini.core + cjson.decode with no Lua layer: %.2f×", floor)
+  end
 end
 ratio_target("Non-blocking, 32 in flight over HTTP/2 ≥ 1.5× blocking (HTTPS)",
   { "conc-h2-32", "gemini-nb", rps, "req/s" },
@@ -284,13 +298,8 @@ p("Findings below.")
 p()
 
 -- ------------------------------------------------------------------ throughput tables
-local ORDER = { "limit", "gemini", "gemini-nb", "gemini-nb-maxconn", "curl-process", "luasocket", "node" }
--- median over the rounds of (run r of w1) / (run r of w2), for contenders that ran interleaved in case c
-local function paired_ratio(c, w1, w2, fn)
-  local a, b = data[c] and data[c][w1], data[c] and data[c][w2]
-  if not a or not b then return nil end
-  return (paired(a.runs, fn, b.runs, fn))
-end
+local ORDER = { "limit", "gemini", "core-cjson", "gemini-nb", "gemini-nb-maxconn", "curl-process", "luasocket", "node" }
+local paired_ratio = paired_ratio_of
 
 local function throughput_table(c, title, limit_w)
   p("### " .. title)
