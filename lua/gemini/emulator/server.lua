@@ -120,6 +120,7 @@ function Server:on_read(conn, err, data)
   if err or not data then
     conn.eof = true
     if conn.lingering then return self:close_conn(conn) end
+    if conn.pending then return self:client_gone(conn, err or "EOF") end
     if not conn.busy then self:process(conn) end
     return
   end
@@ -131,6 +132,7 @@ end
 function Server:close_conn(conn, reset)
   if conn.closed then return end
   conn.closed = true
+  conn.pending = nil
   if conn.timer then conn.timer:stop(); conn.timer:close(); conn.timer = nil end
   if conn.linger_timer then conn.linger_timer:stop(); conn.linger_timer:close(); conn.linger_timer = nil end
   if conn.api then
@@ -271,6 +273,20 @@ function Server:call_app(req)
   return status.error_response("INTERNAL", "Internal error encountered.")
 end
 
+-- The client went away (EOF or an error on read, a failed write) while its reply was still waiting for
+-- a timer (latency, delay) or being dripped: stop at once, as a real front end does. The timers go with
+-- the connection (close_conn), and so does the request's place in the in-flight gauge. A `delay` whose
+-- real reply was not made yet makes it now, so the journal records the status it always did.
+function Server:client_gone(conn, why)
+  local p = conn.pending
+  if conn.closed or not p then return end
+  conn.pending = nil
+  if p.produce then p.produce() end
+  local note = "(client gone: " .. tostring(why) .. ")"
+  self:log_request(p.req, p.entry.status, p.opts.started, p.opts.note and (p.opts.note .. " " .. note) or note)
+  self:close_conn(conn)
+end
+
 -- After `ms` milliseconds (now when 0) run fn, unless the connection closed meanwhile.
 function Server:after(conn, ms, fn)
   if ms <= 0 then return fn() end
@@ -315,6 +331,8 @@ function Server:dispatch(conn, req)
     return resp
   end
   local opts = { started = started, api = true, note = rule and ("fault=" .. rule.action) or nil }
+  -- until its reply is handed to the socket whole (send), the request can be given up (client_gone)
+  conn.pending = { req = req, opts = opts, entry = entry }
 
   if not rule then
     local resp = real()
@@ -334,8 +352,14 @@ function Server:dispatch(conn, req)
     entry.status = resp.status
     return self:after(conn, latency, function() self:send(conn, req, resp, opts) end)
   elseif action == "delay" then
+    local made
+    local function produce()
+      made = made or real()
+      return made
+    end
+    conn.pending.produce = produce
     return self:after(conn, (rule.delayMs or 1000) + latency, function()
-      self:send(conn, req, real(), opts)
+      self:send(conn, req, produce(), opts)
     end)
   elseif action == "reset" then
     if rule.bytes == nil then
@@ -362,6 +386,8 @@ end
 -- closing), reset (close with RST after the cut), drip_bytes/drip_ms (send the body in timed pieces).
 function Server:send(conn, req, resp, opts)
   if conn.closed then return end
+  local pending = conn.pending
+  conn.pending = nil
   local body = resp.body or ""
   local close = not req.keep_alive or conn.eof or self.stopping or opts.cut ~= nil
   local head = http.head(resp.status, resp.headers, #body,
@@ -395,7 +421,17 @@ function Server:send(conn, req, resp, opts)
   if opts.cut then
     conn.tcp:write({ head, body:sub(1, opts.cut) }, function(err) guard(conn, self, done, err) end)
   elseif opts.drip_bytes and #body > 0 then
-    conn.tcp:write(head)
+    -- every piece but the last can still be given up: a failed write, or EOF on read, ends the drip
+    conn.pending = pending
+    local function gone(err)
+      if err then guard(conn, self, self.client_gone, self, conn, err) end
+    end
+    local function write(data)
+      local ok, err = conn.tcp:write(data, gone)
+      if not ok then gone(err or "write failed") end
+    end
+    write(head)
+    if conn.closed then return end
     local pos, step = 1, opts.drip_bytes
     local t = uv.new_timer()
     conn.timer = t
@@ -407,9 +443,10 @@ function Server:send(conn, req, resp, opts)
       if last then
         t:stop(); t:close()
         if conn.timer == t then conn.timer = nil end
+        conn.pending = nil
         conn.tcp:write(chunk, function(err) guard(conn, self, done, err) end)
       else
-        conn.tcp:write(chunk)
+        write(chunk)
       end
     end
     piece()
