@@ -928,9 +928,10 @@ describe("gemini.core against the emulator", function()
   end)
 
   it("overlaps requests up to max_connections", function()
-    -- an emulator of its own: maxInFlight counts every API request in flight, and on the shared one a
-    -- request another test gave up on (the drip and the delay below) stays in flight for seconds
-    -- (a reset keeps that gauge), so 6 were seen after that test
+    -- an emulator of its own: maxInFlight counts every API request in flight, and a reset keeps that
+    -- gauge, so on the shared one a request another test gave up on (the drip and the delay below) could
+    -- still count here if its connection had not closed yet (6 were seen before the emulator dropped
+    -- replies of vanished clients at once, 5fa62c5)
     local own = require("spec.helpers.emulator").start{ "--api-key", KEY .. "=alice@example.com" }
     finally(function() own:stop() end)
     assert.equal(200, (own:control("POST", "/emulator/v1/faults",
