@@ -260,6 +260,26 @@ static int literal(P *p, const char *word) {
   return 0;
 }
 
+/* After an item of an array or a member of an object: 1 at ',' (consumed, then blanks), 0 at `close`
+   (consumed), -1 (failed) at anything else. */
+static int next_item(P *p, int close) {
+  int c;
+  ws(p);
+  c = peek(p);
+  if (c == ',') { p->i++; ws(p); return 1; }
+  if (c == close) { p->i++; return 0; }
+  return fail(p, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+}
+
+/* An object member's key and its ':' (key NULL: not kept), with the blanks around them. */
+static int member_key(P *p, char *key, size_t *klen) {
+  if (string(p, key, klen) != 0) return -1;
+  ws(p);
+  if (expect(p, ':', "':' expected") != 0) return -1;
+  ws(p);
+  return 0;
+}
+
 /* Skips one well-formed JSON value; depth counts the enclosing containers. */
 static int skip_value(P *p, int depth) {
   int c = peek(p);
@@ -270,18 +290,11 @@ static int skip_value(P *p, int depth) {
     ws(p);
     if (peek(p) == close) { p->i++; return 0; }
     for (;;) {
-      if (close == '}') {
-        if (string(p, NULL, NULL) != 0) return -1;
-        ws(p);
-        if (expect(p, ':', "':' expected") != 0) return -1;
-        ws(p);
-      }
+      int more;
+      if (close == '}' && member_key(p, NULL, NULL) != 0) return -1;
       if (skip_value(p, depth + 1) != 0) return -1;
-      ws(p);
-      c = peek(p);
-      if (c == ',') { p->i++; ws(p); continue; }
-      if (c == close) { p->i++; return 0; }
-      return fail(p, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+      more = next_item(p, close);
+      if (more <= 0) return more;
     }
   }
   if (c == '"') return string(p, NULL, NULL);
@@ -300,14 +313,12 @@ static int float_array(P *p, size_t *off, size_t *len) {
   ws(p);
   if (peek(p) == ']') { p->i++; *len = 0; return 0; }
   for (;;) {
-    int c = peek(p);
+    int c = peek(p), more;
     if (c != '-' && !isdig(c)) return fail(p, "a number expected");
     if (number(p, &f) != 0 || push_val(p, f) != 0) return -1;
-    ws(p);
-    c = peek(p);
-    if (c == ',') { p->i++; ws(p); continue; }
-    if (c == ']') { p->i++; break; }
-    return fail(p, "',' or ']' expected");
+    more = next_item(p, ']');
+    if (more < 0) return -1;
+    if (more == 0) break;
   }
   *len = p->r->nvals - *off;
   return 0;
@@ -320,13 +331,12 @@ static int embedding(P *p, int depth, size_t *index) {
   int have = 0;
   if (expect(p, '{', "an embedding object expected") != 0) return -1;
   ws(p);
-  if (peek(p) != '}') {
+  if (peek(p) == '}') {
+    p->i++;
+  } else {
     for (;;) {
-      int c;
-      if (string(p, key, &klen) != 0) return -1;
-      ws(p);
-      if (expect(p, ':', "':' expected") != 0) return -1;
-      ws(p);
+      int more;
+      if (member_key(p, key, &klen) != 0) return -1;
       if (keyis(key, klen, "value")) {
         if (have) return fail(p, "a duplicate \"value\"");
         if (float_array(p, &off, &len) != 0) return -1;
@@ -334,14 +344,11 @@ static int embedding(P *p, int depth, size_t *index) {
       } else if (skip_value(p, depth + 1) != 0) {
         return -1;
       }
-      ws(p);
-      c = peek(p);
-      if (c == ',') { p->i++; ws(p); continue; }
-      if (c == '}') break;
-      return fail(p, "',' or '}' expected");
+      more = next_item(p, '}');
+      if (more < 0) return -1;
+      if (more == 0) break;
     }
   }
-  p->i++;   /* the '}' */
   if (!have) return fail(p, "an embedding without \"value\"");
   return push_vec(p, off, len, index);
 }
@@ -353,13 +360,12 @@ static int top(P *p) {
   ws(p);
   if (expect(p, '{', "a JSON object expected") != 0) return -1;
   ws(p);
-  if (peek(p) != '}') {
+  if (peek(p) == '}') {
+    p->i++;
+  } else {
     for (;;) {
-      int c;
-      if (string(p, key, &klen) != 0) return -1;
-      ws(p);
-      if (expect(p, ':', "':' expected") != 0) return -1;
-      ws(p);
+      int more;
+      if (member_key(p, key, &klen) != 0) return -1;
       if (keyis(key, klen, "embedding")) {
         if (r->has_single) return fail(p, "a duplicate \"embedding\"");
         if (embedding(p, 1, &r->single) != 0) return -1;
@@ -373,28 +379,22 @@ static int top(P *p) {
         if (peek(p) == ']') {
           p->i++;
         } else {
-          for (;;) {
+          do {
             if (embedding(p, 2, &idx) != 0) return -1;
-            ws(p);
-            c = peek(p);
-            if (c == ',') { p->i++; ws(p); continue; }
-            if (c == ']') { p->i++; break; }
-            return fail(p, "',' or ']' expected");
-          }
+            more = next_item(p, ']');
+          } while (more > 0);
+          if (more < 0) return -1;
         }
         r->batch_count = r->nvecs - r->batch_first;
         r->has_batch = 1;
       } else if (skip_value(p, 1) != 0) {
         return -1;
       }
-      ws(p);
-      c = peek(p);
-      if (c == ',') { p->i++; ws(p); continue; }
-      if (c == '}') break;
-      return fail(p, "',' or '}' expected");
+      more = next_item(p, '}');
+      if (more < 0) return -1;
+      if (more == 0) break;
     }
   }
-  p->i++;   /* the '}' */
   ws(p);
   if (p->i != p->n) return fail(p, "bytes after the JSON object");
   if (!r->has_single && !r->has_batch) return fail(p, "neither \"embedding\" nor \"embeddings\"");
