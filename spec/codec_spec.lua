@@ -10,15 +10,7 @@ local NULL = cjson.null
 local mtype = math.type
 local unpack = table.unpack or unpack   -- luacheck: ignore
 
--- Park-Miller: the same sequence on every interpreter (products stay below 2^53)
-local function rng(seed)
-  local s = seed
-  return function(a, b)
-    s = s * 16807 % 2147483647
-    if not a then return s / 2147483647 end
-    return a + s % (b - a + 1)
-  end
-end
+local rng = require("spec.helpers.rng")   -- seeded, the same sequence on every interpreter
 
 local function pick(r, list) return list[r(1, #list)] end
 

@@ -70,13 +70,14 @@ static const luaL_Reg core_funcs[] = {
   {"client", gm_client_new},
   {"now", l_now},
   {"sleep", l_sleep},
+  {"json_decode", gm_l_json_decode},
   {NULL, NULL}
 };
 
 /***
  * Load the module: `core.VERSION`, `core.curl_version`, `core.client`, `core.now`, `core.sleep`, `core.handle`,
  * `core.handle_methods`, `core.handle_kind`, `core.handle_fields`, `core.vector`, `core.decode_embeddings`,
- * `core.codec_plan`.
+ * `core.codec_plan`, `core.json_decode`.
  * @function luaopen_gemini_core
  */
 GEMINI_CORE_API int luaopen_gemini_core(lua_State *L) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "embeddings.h"
+#include "jsonesc.h"
 
 typedef struct P {
   const char *s;
@@ -99,19 +100,12 @@ static int push_vec(P *p, size_t off, size_t len, size_t *index) {
   return 0;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static int hex4(P *p, unsigned *out) {
   unsigned v = 0;
   int k;
   if (p->n - p->i < 4) return fail(p, "a short \\u escape");
   for (k = 0; k < 4; k++) {
-    int h = hexval((unsigned char)p->s[p->i + k]);
+    int h = gm_json_hexval((unsigned char)p->s[p->i + k]);
     if (h < 0) return fail(p, "a bad \\u escape");
     v = v * 16 + (unsigned)h;
   }
@@ -136,14 +130,14 @@ static int string(P *p, char *key, size_t *klen) {
     if (c == '\\') {
       if (p->i >= p->n) return fail(p, "an unterminated string");
       c = (unsigned char)p->s[p->i++];
-      switch (c) {
-      case '"': case '\\': case '/': break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
-      case 'u':
+      if (c != 'u') {
+        int e = gm_json_escape_byte((int)c);
+        if (e < 0) {
+          p->i--;
+          return fail(p, "a bad escape");
+        }
+        c = (unsigned)e;
+      } else {
         if (hex4(p, &c) != 0) return -1;
         if (c >= 0xDC00 && c <= 0xDFFF) return fail(p, "a lone low surrogate");
         if (c >= 0xD800 && c <= 0xDBFF) {
@@ -155,10 +149,6 @@ static int string(P *p, char *key, size_t *klen) {
           if (lo < 0xDC00 || lo > 0xDFFF) return fail(p, "a lone high surrogate");
           c = 0x10000;   /* non-ASCII: matches no key */
         }
-        break;
-      default:
-        p->i--;
-        return fail(p, "a bad escape");
       }
     }
     if (key != NULL) {

@@ -108,6 +108,7 @@ int gm_l_event_mode(lua_State *L);
 void gm_handle_register(lua_State *L);   /* adds handle/handle_methods/handle_kind/handle_fields to the table on top */
 
 /* vector.c */
+int gm_l_json_decode(lua_State *L);       /* jsondec.c: core.json_decode */
 void gm_vector_register(lua_State *L);   /* the gemini.vector metatable; adds vector/decode_embeddings to the table on top */
 
 #endif

@@ -31,7 +31,7 @@ for m in gemini gemini.client gemini.handles gemini.operation gemini.pager gemin
   [ -f "$out/html/modules/$m.html" ] || { echo "docs-check: no page for module $m" >&2; status=1; }
 done
 # the C functions are merged into gemini.core from every src/*.c file
-for f in 'client(' 'client:perform(' 'client:start(' 'handle(' 'vector(' 'decode_embeddings('; do
+for f in 'client(' 'client:perform(' 'client:start(' 'handle(' 'vector(' 'decode_embeddings(' 'json_decode('; do
   grep -qF "$f" "$out/html/modules/gemini.core.html" 2>/dev/null ||
     { echo "docs-check: gemini.core lacks $f" >&2; status=1; }
 done

@@ -48,7 +48,8 @@ function M.default_codec()
   if ok and type(cjson) == "table" and cjson.new then
     local c = cjson.new()
     if c.decode_invalid_numbers then pcall(c.decode_invalid_numbers, false) end
-    return { encode = c.encode, decode = c.decode, null = c.null, name = "cjson" }
+    -- native_decode: this instance's settings are the ones core.json_decode reproduces
+    return { encode = c.encode, decode = c.decode, null = c.null, name = "cjson", native_decode = true }
   end
   local vim = rawget(_G, "vim")
   if type(vim) == "table" and type(vim.json) == "table" then
@@ -721,6 +722,7 @@ end
 local cplan                 -- nil: not looked at yet; false: no gemini.core (or switched off)
 local plans                 -- the Lua reply check's tables (built on first use, below)
 local plan_check, plan_encode
+local core_decode           -- core.json_decode, with the plan
 local use_native, compiled = true, nil
 
 local function native()
@@ -732,6 +734,7 @@ local function native()
         local ok, core = pcall(require, "gemini.core")
         if ok and type(core) == "table" and type(core.codec_plan) == "function" then
           compiled = core.codec_plan(plan_desc())
+          core_decode = core.json_decode
         end
       end
       cplan = compiled
@@ -780,7 +783,8 @@ function M.new(codec)
   end
   -- _marks (weak keys): tables this codec decoded (FRESH), and replies shape_error found clean (CLEAN)
   return setmetatable({ codec = codec, null = codec.null, _marks = setmetatable({}, WEAK_KEYS),
-                        _trust = codec.name == "cjson" or codec.name == "vim.json" }, Codec)
+                        _trust = codec.name == "cjson" or codec.name == "vim.json",
+                        _native_decode = codec.native_decode == true and codec.name == "cjson" }, Codec)
 end
 
 --- Encodes any Lua value as JSON (free-form: sequences are arrays, `json.array{}` an empty array).
@@ -797,6 +801,15 @@ end
 -- @return value, or nil plus a message
 function Codec:decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
+  -- the default cjson codec: core.json_decode builds the same tables faster, or declines (nil) and
+  -- cjson decodes the text or names its error
+  if self._native_decode and (cplan or (cplan == nil and native())) and core_decode then
+    local v = core_decode(s, self.null)
+    if v ~= nil then
+      self._marks[v] = FRESH
+      return v
+    end
+  end
   local ok, v = pcall(self.codec.decode, s)
   if not ok then return nil, tostring(v) end
   if self._trust and type(v) == "table" then self._marks[v] = FRESH end

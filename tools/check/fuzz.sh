@@ -3,7 +3,8 @@
 # for FUZZ_SECONDS (default 60) on its seed corpus fuzz/corpus/NAME (read only; new inputs go to
 # build/fuzz-check/corpus-NAME). Crash, leak and timeout inputs are written to fuzz/ (git-ignored).
 # A target is linked with the sources named on a "fuzz-sources: src/a.c src/b.c" line in it, else with
-# src/NAME.c when that exists, else with every src/*.c (plus Lua and libcurl).
+# src/NAME.c when that exists, else with every src/*.c (plus Lua and libcurl); a "fuzz-libs: -lx" line
+# adds libraries.
 # Prints one "check: fuzz_NAME passed|failed" line per target; exits non-zero when any failed.
 #   sh tools/check/fuzz.sh [seconds]
 set -eu
@@ -23,7 +24,7 @@ status=0
 for f in $targets; do
   name=$(basename "$f" .c); short=${name#fuzz_}
   srcs=$(sed -n 's/.*fuzz-sources:[[:space:]]*\([^*]*\).*/\1/p' "$f" | head -n 1)
-  libs=
+  libs=$(sed -n 's/.*fuzz-libs:[[:space:]]*\([^*]*\).*/\1/p' "$f" | head -n 1)
   if [ -z "$srcs" ]; then
     if [ -f "src/$short.c" ]; then srcs="src/$short.c"; else srcs=$(ls src/*.c); libs="-llua5.4 $curl_libs -lm -ldl"; fi
   fi
