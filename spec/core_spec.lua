@@ -622,6 +622,101 @@ describe("gemini.core", function()
     end)
   end)
 
+  describe("the User-Agent line", function()
+    -- the request heads as they arrived, one array of lines a request (rogue_server logs them raw:
+    -- the echo server above keeps one value a header name and cannot show a duplicate)
+    local rogue = require "spec.helpers.rogue_server"
+    local function heads(copts, reqs)
+      local p = rogue.start { status = 200, body = "ok" }
+      if copts.proxy == true then copts.proxy = p.url end
+      local c = core.client(copts)
+      for _, req in ipairs(reqs) do
+        req.url = req.url or (p.url .. "/x")
+        fetch(c, req)
+      end
+      c:close()
+      local out = {}
+      for i, conn in ipairs(p:wait_log(#reqs)) do
+        out[i] = {}
+        for line in (conn.head .. "\r\n"):gmatch("(.-)\r\n") do out[i][#out[i] + 1] = line end
+      end
+      p:stop()
+      assert.equal(#reqs, #out)
+      return out
+    end
+    local function ua_lines(lines)
+      local found = {}
+      for i, l in ipairs(lines) do
+        if l:lower():find("^user%-agent[:;]") then found[#found + 1] = { at = i, line = l } end
+      end
+      return found
+    end
+    local function index_of(lines, want)
+      for i, l in ipairs(lines) do if l == want then return i end end
+    end
+    local UA = "User-Agent: lua-gemini/" .. core.VERSION .. " " .. core.curl_version:match("^(%S+)")
+    local function starting(lines, prefix)
+      for i, l in ipairs(lines) do if l:sub(1, #prefix) == prefix then return i end end
+    end
+
+    it("goes out once, after libcurl's own lines and right before the caller's headers", function()
+      local h = heads({}, { { headers = { "Accept: application/json", "X-A: 1" } },
+                            { method = "POST", body = "{}", headers = { "Content-Type: application/json" } } })
+      local first = { "Accept: application/json", "Content-Type: application/json" }
+      for i, lines in ipairs(h) do
+        local ua = ua_lines(lines)
+        assert.equal(1, #ua)
+        assert.equal(UA, ua[1].line)
+        -- first of the header list (CURLOPT_HTTPHEADER): after Host and Accept-Encoding, which libcurl
+        -- writes itself (CURLOPT_USERAGENT had it between those two)
+        assert.is_true(ua[1].at > assert(starting(lines, "Host: ")))
+        assert.is_true(ua[1].at > assert(starting(lines, "Accept-Encoding: ")))
+        assert.equal(ua[1].at + 1, index_of(lines, first[i]))
+      end
+    end)
+
+    it("is the client's user_agent option, and none at all for an empty one", function()
+      local h = heads({ user_agent = "my-app/2" }, { { headers = { "X-A: 1" } } })
+      assert.same({ "User-Agent: my-app/2" }, { ua_lines(h[1])[1].line, ua_lines(h[1])[2] })
+      h = heads({ user_agent = "" }, { { headers = { "X-A: 1" } } })
+      assert.same({}, ua_lines(h[1]))
+    end)
+
+    it("gives way to the caller's own User-Agent header, on a reused transfer too", function()
+      local h = heads({}, { { headers = { "X-A: 1" } },
+                            { headers = { "User-Agent: mine/1", "X-A: 1" } },
+                            { headers = { "user-agent: mine/2" } },
+                            { headers = { "User-Agent:" } },      -- libcurl: send no User-Agent
+                            { headers = { "User-Agent;" } },      -- libcurl: an empty one
+                            { headers = { "X-A: 1" } } })
+      local got = {}
+      for i, lines in ipairs(h) do
+        got[i] = {}
+        for _, u in ipairs(ua_lines(lines)) do got[i][#got[i] + 1] = u.line end
+      end
+      assert.same({ { UA }, { "User-Agent: mine/1" }, { "user-agent: mine/2" }, {}, { "User-Agent:" }, { UA } }, got)
+    end)
+
+    it("goes to a proxy's CONNECT without the request's headers, and once through a plain proxy", function()
+      local h = heads({ proxy = true }, { { url = "https://127.0.0.1:9/y", headers = { "x-goog-api-key: K" } },
+                                          { url = "https://127.0.0.1:9/y", headers = { "User-Agent: mine/4" } },
+                                          { url = "http://127.0.0.1:9/y", headers = { "x-goog-api-key: K" } },
+                                          { url = "http://127.0.0.1:9/y", headers = { "User-Agent: mine/3" } } })
+      assert.equal("CONNECT 127.0.0.1:9 HTTP/1.1", h[1][1])
+      assert.equal("CONNECT 127.0.0.1:9 HTTP/1.1", h[2][1])
+      assert.equal("GET http://127.0.0.1:9/y HTTP/1.1", h[3][1])
+      local got = {}
+      for i, lines in ipairs(h) do
+        got[i] = {}
+        for _, u in ipairs(ua_lines(lines)) do got[i][#got[i] + 1] = u.line end
+      end
+      -- the CONNECT carries the client's User-Agent (CURLOPT_PROXYHEADER), as CURLOPT_USERAGENT did
+      assert.same({ { UA }, { UA }, { UA }, { "User-Agent: mine/3" } }, got)
+      assert.is_nil(index_of(h[1], "x-goog-api-key: K"))   -- CURLHEADER_SEPARATE: the key stays off the CONNECT
+      assert.is_truthy(index_of(h[3], "x-goog-api-key: K"))
+    end)
+  end)
+
   describe("event-loop mode", function()
     it("records socket and timer events for Lua and completes transfers through socket_action", function()
       local uv = require "spec.helpers.luv"   -- not require "luv": see spec/helpers/luv.lua

@@ -43,9 +43,12 @@ static void client_close(gm_client *c) {
   free(c->ca_file);
   free(c->ca_path);
   free(c->user_agent);
+  free(c->ua_header);
+  curl_slist_free_all(c->proxy_headers);   /* after every easy handle that pointed at it is gone */
   free(c->socks);
   free(c->live);
-  c->proxy = c->ca_file = c->ca_path = c->user_agent = NULL;
+  c->proxy = c->ca_file = c->ca_path = c->user_agent = c->ua_header = NULL;
+  c->proxy_headers = NULL;
   c->socks = c->live = NULL;
   c->nsocks = c->capsocks = c->nlive = c->caplive = 0;
 }
@@ -188,6 +191,18 @@ int gm_client_new(lua_State *L) {
     c->user_agent = (char *)malloc(n + 1);
     if (c->user_agent == NULL) return luaL_error(L, "gemini.core: out of memory");
     memcpy(c->user_agent, ua, n + 1);
+  }
+  /* The User-Agent line is formatted here once; libcurl would format it with aprintf on every request
+     if it were set as CURLOPT_USERAGENT (see transfer.c, configure). */
+  if (c->user_agent[0] != '\0') {
+    static const char name[] = "User-Agent: ";
+    size_t n = strlen(c->user_agent);
+    c->ua_header = (char *)malloc(sizeof name + n);
+    if (c->ua_header == NULL) return luaL_error(L, "gemini.core: out of memory");
+    memcpy(c->ua_header, name, sizeof name - 1);
+    memcpy(c->ua_header + sizeof name - 1, c->user_agent, n + 1);
+    c->proxy_headers = curl_slist_append(NULL, c->ua_header);
+    if (c->proxy_headers == NULL) return luaL_error(L, "gemini.core: out of memory");
   }
   c->multi = curl_multi_init();
   if (c->multi == NULL) return luaL_error(L, "gemini.core: curl_multi_init failed");

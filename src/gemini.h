@@ -60,6 +60,12 @@ typedef struct gm_client {
   size_t max_bytes;
   int insecure, http2;
   char *proxy, *ca_file, *ca_path, *user_agent;
+  /* the User-Agent request header, made once per client: "User-Agent: <user_agent>", NULL when the
+     user agent is "" (no header, as CURLOPT_USERAGENT "" sent none). It goes into every transfer's
+     header list (t->slist) unless the request's own headers carry a User-Agent, and, as the one entry
+     of proxy_headers, into the CONNECT request to a proxy (CURLOPT_PROXYHEADER). */
+  char *ua_header;
+  struct curl_slist *proxy_headers;
   /* transfers */
   gm_transfer *inflight;   size_t ninflight;
   gm_transfer *done_head, *done_tail; size_t ndone;

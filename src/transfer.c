@@ -205,7 +205,11 @@ static const char *configure_static(gm_client *c, gm_transfer *t) {
   if (c->ca_path != NULL) CHECK(curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_path));
   CHECK(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L));
   CHECK(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L));
-  CHECK(curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent));
+  /* No CURLOPT_USERAGENT: the User-Agent line travels in the header lists (configure), formatted once
+     per client instead of by libcurl on every request. CURLHEADER_SEPARATE (libcurl's default since
+     7.42.1, set here because the API key depends on it): the request's headers never go to a proxy's
+     CONNECT, which gets CURLOPT_PROXYHEADER (c->proxy_headers: the User-Agent alone) instead. */
+  CHECK(curl_easy_setopt(e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE));
   return NULL;
 fail:
   return "curl_easy_setopt failed (unsupported option in this libcurl?)";
@@ -213,11 +217,15 @@ fail:
 
 /* Does t->slist already hold exactly the header list this request needs? (It usually does for
    sequential requests of one client: the pool hands back the same transfer.) */
-static int slist_matches(lua_State *L, gm_transfer *t, int hidx, int nheaders, int add_ctype) {
+static int slist_matches(lua_State *L, gm_transfer *t, int hidx, int nheaders, const char *ua, int add_ctype) {
   const struct curl_slist *sl = t->slist;
   int i;
   if (sl == NULL || strcmp(sl->data, "Expect:") != 0) return 0;
   sl = sl->next;
+  if (ua != NULL) {
+    if (sl == NULL || strcmp(sl->data, ua) != 0) return 0;
+    sl = sl->next;
+  }
   if (add_ctype) {
     if (sl == NULL || strcmp(sl->data, "Content-Type:") != 0) return 0;
     sl = sl->next;
@@ -235,11 +243,13 @@ static int slist_matches(lua_State *L, gm_transfer *t, int hidx, int nheaders, i
 
 /* Configure t->easy for one exchange. No Lua API call that can raise happens here. */
 static const char *configure(gm_client *c, gm_transfer *t, const char *method, size_t mlen, const char *url,
-                             lua_State *L, int hidx, int nheaders, int has_ctype, const char *body, size_t blen,
-                             long timeout_ms, int fresh) {
+                             lua_State *L, int hidx, int nheaders, int has_ctype, int has_ua, const char *body,
+                             size_t blen, long timeout_ms, int fresh) {
   CURL *e = t->easy;
   int is_post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+  int is_https = starts_with_ci(url, strlen(url), "https://");
   int i, add_ctype = (body != NULL || is_post) && !has_ctype;   /* curl would add a form type */
+  const char *ua = has_ua ? NULL : c->ua_header;   /* the request's own User-Agent wins, as with CURLOPT_USERAGENT */
   struct curl_slist *sl;
 
   t->max_bytes = c->max_bytes;
@@ -254,15 +264,24 @@ static const char *configure(gm_client *c, gm_transfer *t, const char *method, s
   /* Wait for a pending connection that may multiplex (HTTP/2) instead of opening another: only where
      HTTP/2 can be negotiated (https, ALPN). Over http:// it is HTTP/1.1 anyway, and PIPEWAIT would make
      a request wait for the earlier, unanswered connections to the host. */
-  CHECK(curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->http2 && starts_with_ci(url, strlen(url), "https://") ? 1L : 0L));
+  CHECK(curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->http2 && is_https ? 1L : 0L));
+  /* The User-Agent for a proxy's CONNECT (https through a proxy, CURLOPT_PROXY or the environment's).
+     Not for http://: a proxy that is not tunnelling gets the request's headers and, with
+     CURLHEADER_SEPARATE, the proxy headers too, which would send the User-Agent line twice. */
+  CHECK(curl_easy_setopt(e, CURLOPT_PROXYHEADER, is_https ? c->proxy_headers : NULL));
 
-  /* headers: "Expect:" first (no 100-continue round trip), then the caller's */
-  if (!slist_matches(L, t, hidx, nheaders, add_ctype)) {
+  /* headers: "Expect:" first (no 100-continue round trip), the User-Agent, then the caller's */
+  if (!slist_matches(L, t, hidx, nheaders, ua, add_ctype)) {
     curl_slist_free_all(t->slist);
     t->slist = NULL;
     sl = curl_slist_append(NULL, "Expect:");
     if (sl == NULL) return "out of memory";
     t->slist = sl;
+    if (ua != NULL) {
+      sl = curl_slist_append(t->slist, ua);
+      if (sl == NULL) return "out of memory";
+      t->slist = sl;
+    }
     if (add_ctype) {
       sl = curl_slist_append(t->slist, "Content-Type:");   /* no made-up form content type */
       if (sl == NULL) return "out of memory";
@@ -318,7 +337,7 @@ int gm_l_start(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   const char *method = "GET", *url, *body = NULL, *err;
   size_t mlen = 3, ulen, blen = 0;
-  int nheaders = 0, i, has_ctype = 0;
+  int nheaders = 0, i, has_ctype = 0, has_ua = 0;
   long timeout_ms = c->timeout_ms;
   gm_transfer *t;
   CURLMcode mc;
@@ -358,6 +377,8 @@ int gm_l_start(lua_State *L) {
       if (hl == 0 || (memchr(h, ':', hl) == NULL && h[hl - 1] != ';') || h[0] == ':' || h[0] == ' ')
         return luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must look like 'Name: value'", i));
       if (starts_with_ci(h, hl, "content-type:")) has_ctype = 1;
+      /* libcurl's test for a header of the caller's (Curl_checkheaders): the name, then ':' or ';' */
+      if (starts_with_ci(h, hl, "user-agent") && hl > 10 && (h[10] == ':' || h[10] == ';')) has_ua = 1;
       lua_pop(L, 1);
     }
   }
@@ -375,7 +396,8 @@ int gm_l_start(lua_State *L) {
 
   t = gm_transfer_acquire(c);
   if (t == NULL) return luaL_error(L, "gemini.core: out of memory");
-  err = configure(c, t, method, mlen, url, L, 5, nheaders, has_ctype, body, blen, timeout_ms, lua_toboolean(L, 8));
+  err = configure(c, t, method, mlen, url, L, 5, nheaders, has_ctype, has_ua, body, blen, timeout_ms,
+                  lua_toboolean(L, 8));
   if (err == NULL && lua_toboolean(L, 8) && curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
     err = "curl_easy_setopt(CURLOPT_FRESH_CONNECT) failed";
   if (err != NULL) {
