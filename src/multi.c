@@ -62,6 +62,43 @@ static double now_s(void) {
 
 static CURLMcode drive_sockets(gm_client *c, int ms);
 
+/* Drive libcurl until done(c, ud) holds after a round, nothing more can be waited for (wait <= 0:
+   one round), or `wait` seconds are over. A round: once the socket interface is on, wait for a live
+   socket or the timer and act on it (drive_sockets); otherwise curl_multi_perform, then
+   curl_multi_poll for what is left of the wait. Finished transfers go to the completion queue after
+   each round, before done() is asked. Raises on a libcurl error. perform() and await() both drive
+   with this; only their done() differs. */
+static void drive_until(lua_State *L, gm_client *c, lua_Number wait, int (*done)(gm_client *, void *), void *ud) {
+  double deadline = wait > 0 ? now_s() + wait : 0;
+  int running;
+  CURLMcode mc;
+  if (c->sockcb) {
+    for (;;) {
+      double left = wait > 0 ? deadline - now_s() : 0;
+      mc = drive_sockets(c, left > 0 ? (int)(left * 1000 + 0.999) : 0);
+      if (mc != CURLM_OK) luaL_error(L, "gemini.core: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+      gm_drain_info(c);
+      if (done(c, ud) || wait <= 0 || now_s() >= deadline) return;
+    }
+  }
+  for (;;) {
+    double left;
+    mc = curl_multi_perform(c->multi, &running);
+    if (mc != CURLM_OK) luaL_error(L, "gemini.core: curl_multi_perform: %s", curl_multi_strerror(mc));
+    gm_drain_info(c);
+    if (done(c, ud) || wait <= 0) return;
+    left = deadline - now_s();
+    if (left <= 0) return;
+    mc = curl_multi_poll(c->multi, NULL, 0, (int)(left * 1000 + 0.999), NULL);
+    if (mc != CURLM_OK) luaL_error(L, "gemini.core: curl_multi_poll: %s", curl_multi_strerror(mc));
+  }
+}
+
+/* perform()'s done: a transfer finished since the call (the queue grew past *before), or none is in flight */
+static int perform_done(gm_client *c, void *before) {
+  return c->ndone > *(const size_t *)before || c->ninflight == 0;
+}
+
 /*** @module gemini.core */
 
 /***
@@ -79,36 +116,9 @@ int gm_l_perform(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   lua_Number wait = luaL_optnumber(L, 2, 0);
   size_t before = c->ndone;
-  double deadline;
-  int running;
-  CURLMcode mc;
   if (!(wait >= 0)) return luaL_argerror(L, 2, "wait must be a non-negative number of seconds");
   if (wait > 86400) wait = 86400;
-  deadline = wait > 0 ? now_s() + wait : 0;
-  if (c->sockcb) {
-    for (;;) {
-      double left = wait > 0 ? deadline - now_s() : 0;
-      mc = drive_sockets(c, left > 0 ? (int)(left * 1000 + 0.999) : 0);
-      if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-      gm_drain_info(c);
-      if (c->ndone > before || c->ninflight == 0 || wait <= 0 || now_s() >= deadline) break;
-    }
-    lua_pushinteger(L, (lua_Integer)c->ninflight);
-    return 1;
-  }
-  for (;;) {
-    double left;
-    int ms;
-    mc = curl_multi_perform(c->multi, &running);
-    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_perform: %s", curl_multi_strerror(mc));
-    gm_drain_info(c);
-    if (c->ndone > before || c->ninflight == 0 || wait <= 0) break;
-    left = deadline - now_s();
-    if (left <= 0) break;
-    ms = (int)(left * 1000 + 0.999);
-    mc = curl_multi_poll(c->multi, NULL, 0, ms, NULL);
-    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_poll: %s", curl_multi_strerror(mc));
-  }
+  drive_until(L, c, wait, perform_done, &before);
   lua_pushinteger(L, (lua_Integer)c->ninflight);
   return 1;
 }
@@ -155,6 +165,18 @@ static int is_inflight(gm_client *c, lua_Integer id) {
   return 0;
 }
 
+/* await()'s done: transfer `id` is in the completion queue (found: t, and prev, the one before it) */
+struct awaited {
+  lua_Integer id;
+  gm_transfer *t, *prev;
+};
+
+static int await_done(gm_client *c, void *ud) {
+  struct awaited *a = (struct awaited *)ud;
+  a->t = find_done(c, a->id, &a->prev);
+  return a->t != NULL;
+}
+
 /***
  * Drive like perform(wait), but until transfer `id` has finished: then take its result out of the
  * queue and return it: the table completions() would list, except that the headers of a response
@@ -171,44 +193,31 @@ int gm_l_await(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   lua_Integer id = luaL_checkinteger(L, 2);
   lua_Number wait = luaL_optnumber(L, 3, 0);
-  gm_transfer *t, *prev = NULL;
-  double deadline;
-  int running;
-  CURLMcode mc;
+  struct awaited a;
   if (!(wait >= 0)) return luaL_argerror(L, 3, "wait must be a non-negative number of seconds");
   if (wait > 86400) wait = 86400;
   if (c->sockcb) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  t = find_done(c, id, &prev);
-  if (t == NULL && !is_inflight(c, id)) {
+  a.id = id;
+  if (!await_done(c, &a)) {
+    if (!is_inflight(c, id)) {
+      lua_pushnil(L);
+      return 1;
+    }
+    drive_until(L, c, wait, await_done, &a);
+  }
+  if (a.t == NULL) {
     lua_pushnil(L);
     return 1;
   }
-  deadline = wait > 0 ? now_s() + wait : 0;
-  while (t == NULL) {
-    double left;
-    mc = curl_multi_perform(c->multi, &running);
-    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_perform: %s", curl_multi_strerror(mc));
-    gm_drain_info(c);
-    t = find_done(c, id, &prev);
-    if (t != NULL || wait <= 0) break;
-    left = deadline - now_s();
-    if (left <= 0) break;
-    mc = curl_multi_poll(c->multi, NULL, 0, (int)(left * 1000 + 0.999), NULL);
-    if (mc != CURLM_OK) return luaL_error(L, "gemini.core: curl_multi_poll: %s", curl_multi_strerror(mc));
-  }
-  if (t == NULL) {
-    lua_pushnil(L);
-    return 1;
-  }
-  gm_push_result(L, t, 1);         /* if this raises (memory), t stays queued: nothing is lost */
-  if (prev != NULL) prev->next = t->next;
-  else c->done_head = t->next;
-  if (c->done_tail == t) c->done_tail = prev;
+  gm_push_result(L, a.t, 1);       /* if this raises (memory), a.t stays queued: nothing is lost */
+  if (a.prev != NULL) a.prev->next = a.t->next;
+  else c->done_head = a.t->next;
+  if (c->done_tail == a.t) c->done_tail = a.prev;
   c->ndone--;
-  gm_transfer_release(c, t);
+  gm_transfer_release(c, a.t);
   return 1;
 }
 
