@@ -682,6 +682,15 @@ describe("gemini.core", function()
       assert.same({}, ua_lines(h[1]))
     end)
 
+    it("refuses a user_agent that would break the header line (CR, LF, other control characters)", function()
+      for _, bad in ipairs({ "a\r\nX-Injected: 1", "a\nb", "a\rb", "a\0b", "a\127b", "a\1b" }) do
+        assert.has_error(function() core.client{ user_agent = bad } end,
+          "bad argument #1 to 'client' (option 'user_agent' contains a control character)")
+      end
+      local h = heads({ user_agent = "tabs\tare/fine" }, { { headers = { "X-A: 1" } } })
+      assert.same({ "User-Agent: tabs\tare/fine" }, { ua_lines(h[1])[1].line, ua_lines(h[1])[2] })
+    end)
+
     it("gives way to the caller's own User-Agent header, on a reused transfer too", function()
       local h = heads({}, { { headers = { "X-A: 1" } },
                             { headers = { "User-Agent: mine/1", "X-A: 1" } },

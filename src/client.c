@@ -98,6 +98,19 @@ static char *opt_string(lua_State *L, int idx, const char *name) {
   return copy;
 }
 
+/* A value that goes into a header line: no CR, LF or other control character (a header injection). */
+static void opt_header_safe(lua_State *L, int idx, const char *name) {
+  size_t len, i;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return;   /* opt_string names the type */
+  s = lua_tolstring(L, idx, &len);
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+      luaL_error(L, "bad argument #1 to 'client' (option '%s' contains a control character)", name);
+  }
+}
+
 static int opt_bool(lua_State *L, int idx, const char *name) {
   if (lua_type(L, idx) != LUA_TBOOLEAN)
     luaL_error(L, "bad argument #1 to 'client' (option '%s' must be a boolean, got %s)", name, luaL_typename(L, idx));
@@ -135,7 +148,10 @@ static void set_option(lua_State *L, gm_client *c) {
   else if (strcmp(k, "proxy") == 0) slot = &c->proxy;
   else if (strcmp(k, "ca_file") == 0) slot = &c->ca_file;
   else if (strcmp(k, "ca_path") == 0) slot = &c->ca_path;
-  else if (strcmp(k, "user_agent") == 0) slot = &c->user_agent;
+  else if (strcmp(k, "user_agent") == 0) {
+    opt_header_safe(L, -1, k);
+    slot = &c->user_agent;
+  }
   else luaL_error(L, "bad argument #1 to 'client' (unknown option '%s')", k);
   if (slot != NULL) {
     char *s = opt_string(L, -1, k);
