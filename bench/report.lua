@@ -149,8 +149,10 @@ end
 p("# lua-gemini benchmark results")
 p()
 p("Written by `bash bench/run` (`make bench`); see bench/README.md for how to run and read it. Every figure is the")
+local seq_rounds = data["seq-h1"] and data["seq-h1"].limit and #data["seq-h1"].limit.runs or 0
 p("median of " .. (env.runs or "?") .. " runs (" .. (env.run_time or "?")
-  .. " s each for throughput cases) unless said otherwise;")
+  .. " s each for throughput cases" .. (seq_rounds > 0 and (", " .. seq_rounds .. " for the sequential cases") or "")
+  .. ") unless said otherwise;")
 p("the range is min–max over the runs. Servers: nginx on 127.0.0.1 with canned v1beta3 replies (HTTP/1.1")
 p("keep-alive, and HTTPS offering HTTP/2 with a certificate made at bench time), and the bundled emulator")
 p("with `--latency 50` for the latency-bound case.")
