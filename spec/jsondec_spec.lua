@@ -147,6 +147,10 @@ describe("core.json_decode", function()
       compare("[" .. s .. "]")
       compare("{\"v\":" .. s .. "}")
     end
+    -- a long fraction with an exponent that brings it back: still exact (1 / 10)
+    assert.equal("same", compare("[0." .. ("0"):rep(1000) .. "1e1000]"))
+    assert.equal(0.1, core.json_decode("[0." .. ("0"):rep(1000) .. "1e1000]", NULL)[1])
+    assert.is_nil(core.json_decode("[0." .. ("0"):rep(100001) .. "1e100001]", NULL))   -- cjson decides
     local v = core.json_decode("[0, -0, 3, 1e2]", NULL)
     assert.equal(4, #v)
     if mtype then

@@ -90,7 +90,7 @@ static const char *number(jd *d, const char *p) {
   if (p < end && *p == '.') {
     if (++p >= end || !isdig(*p)) return NULL;   /* `1.` is cjson's leniency, not JSON */
     for (; p < end && isdig(*p); p++) {
-      e--;
+      if (--e < -100000) return NULL;            /* (a fraction that long: far from the exact path) */
       if (m == 0 && *p == '0') continue;         /* leading zeros of a fraction carry no digit */
       if (++nd > 19) return NULL;
       m = m * 10 + (uint64_t)(*p - '0');
