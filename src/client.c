@@ -278,28 +278,15 @@ static int l_in_flight(lua_State *L) {
 static int l_cancel(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   lua_Integer id = luaL_checkinteger(L, 2);
-  gm_transfer *t, *prev = NULL;
-  for (t = c->inflight; t != NULL; t = t->next) {
-    if (t->id == id) {
-      gm_inflight_unlink(c, t);
-      curl_multi_remove_handle(c->multi, t->easy);
-      gm_transfer_release(c, t);
-      lua_pushboolean(L, 1);
-      return 1;
-    }
+  gm_transfer *prev, *t = gm_inflight_find(c, id);
+  if (t != NULL) {
+    gm_inflight_unlink(c, t);
+    curl_multi_remove_handle(c->multi, t->easy);
+  } else if ((t = gm_done_find(c, id, &prev)) != NULL) {
+    gm_done_unlink(c, t, prev);
   }
-  for (t = c->done_head; t != NULL; prev = t, t = t->next) {
-    if (t->id == id) {
-      if (prev != NULL) prev->next = t->next;
-      else c->done_head = t->next;
-      if (c->done_tail == t) c->done_tail = prev;
-      c->ndone--;
-      gm_transfer_release(c, t);
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-  }
-  lua_pushboolean(L, 0);
+  if (t != NULL) gm_transfer_release(c, t);
+  lua_pushboolean(L, t != NULL);
   return 1;
 }
 

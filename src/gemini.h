@@ -101,6 +101,9 @@ int gm_l_start(lua_State *L);
 /* multi.c */
 void gm_inflight_unlink(gm_client *c, gm_transfer *t);
 void gm_inflight_link(gm_client *c, gm_transfer *t);
+gm_transfer *gm_inflight_find(gm_client *c, lua_Integer id);   /* NULL: not in flight */
+gm_transfer *gm_done_find(gm_client *c, lua_Integer id, gm_transfer **prevp); /* in the completion queue */
+void gm_done_unlink(gm_client *c, gm_transfer *t, gm_transfer *prev);         /* out of it (prev: the one before) */
 void gm_drain_info(gm_client *c);
 CURLMcode gm_event_mode(gm_client *c);   /* switch to event mode (idempotent) */
 int gm_l_perform(lua_State *L);

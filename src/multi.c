@@ -62,6 +62,13 @@ static double now_s(void) {
 
 static CURLMcode drive_sockets(gm_client *c, int ms);
 
+/* The optional `wait` argument of perform() and await(): non-negative seconds, at most a day. */
+static lua_Number opt_wait(lua_State *L, int idx) {
+  lua_Number wait = luaL_optnumber(L, idx, 0);
+  if (!(wait >= 0)) luaL_argerror(L, idx, "wait must be a non-negative number of seconds");
+  return wait > 86400 ? 86400 : wait;
+}
+
 /* Drive libcurl until done(c, ud) holds after a round, nothing more can be waited for (wait <= 0:
    one round), or `wait` seconds are over. A round: once the socket interface is on, wait for a live
    socket or the timer and act on it (drive_sockets); otherwise curl_multi_perform, then
@@ -114,10 +121,8 @@ static int perform_done(gm_client *c, void *before) {
  */
 int gm_l_perform(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
-  lua_Number wait = luaL_optnumber(L, 2, 0);
+  lua_Number wait = opt_wait(L, 2);
   size_t before = c->ndone;
-  if (!(wait >= 0)) return luaL_argerror(L, 2, "wait must be a non-negative number of seconds");
-  if (wait > 86400) wait = 86400;
   drive_until(L, c, wait, perform_done, &before);
   lua_pushinteger(L, (lua_Integer)c->ninflight);
   return 1;
@@ -141,16 +146,14 @@ int gm_l_completions(lua_State *L) {
   while ((t = c->done_head) != NULL) {
     gm_push_result(L, t, lines);   /* if this raises (memory), t stays queued: nothing is lost */
     lua_rawseti(L, -2, ++i);
-    c->done_head = t->next;
-    if (c->done_head == NULL) c->done_tail = NULL;
-    c->ndone--;
+    gm_done_unlink(c, t, NULL);
     gm_transfer_release(c, t);
   }
   return 1;
 }
 
 /* The finished transfer `id` in the completion queue, or NULL; *prevp gets the one before it. */
-static gm_transfer *find_done(gm_client *c, lua_Integer id, gm_transfer **prevp) {
+gm_transfer *gm_done_find(gm_client *c, lua_Integer id, gm_transfer **prevp) {
   gm_transfer *t, *prev = NULL;
   for (t = c->done_head; t != NULL; prev = t, t = t->next)
     if (t->id == id) break;
@@ -158,11 +161,20 @@ static gm_transfer *find_done(gm_client *c, lua_Integer id, gm_transfer **prevp)
   return t;
 }
 
-static int is_inflight(gm_client *c, lua_Integer id) {
+/* Takes t (after prev, NULL for the head) out of the completion queue; the caller owns it then. */
+void gm_done_unlink(gm_client *c, gm_transfer *t, gm_transfer *prev) {
+  if (prev != NULL) prev->next = t->next;
+  else c->done_head = t->next;
+  if (c->done_tail == t) c->done_tail = prev;
+  c->ndone--;
+}
+
+/* The transfer `id` in flight, or NULL. */
+gm_transfer *gm_inflight_find(gm_client *c, lua_Integer id) {
   gm_transfer *t;
   for (t = c->inflight; t != NULL; t = t->next)
-    if (t->id == id) return 1;
-  return 0;
+    if (t->id == id) break;
+  return t;
 }
 
 /* await()'s done: transfer `id` is in the completion queue (found: t, and prev, the one before it) */
@@ -173,7 +185,7 @@ struct awaited {
 
 static int await_done(gm_client *c, void *ud) {
   struct awaited *a = (struct awaited *)ud;
-  a->t = find_done(c, a->id, &a->prev);
+  a->t = gm_done_find(c, a->id, &a->prev);
   return a->t != NULL;
 }
 
@@ -192,17 +204,15 @@ static int await_done(gm_client *c, void *ud) {
 int gm_l_await(lua_State *L) {
   gm_client *c = gm_checkclient(L, 1);
   lua_Integer id = luaL_checkinteger(L, 2);
-  lua_Number wait = luaL_optnumber(L, 3, 0);
+  lua_Number wait = opt_wait(L, 3);
   struct awaited a;
-  if (!(wait >= 0)) return luaL_argerror(L, 3, "wait must be a non-negative number of seconds");
-  if (wait > 86400) wait = 86400;
   if (c->sockcb) {
     lua_pushboolean(L, 0);
     return 1;
   }
   a.id = id;
   if (!await_done(c, &a)) {
-    if (!is_inflight(c, id)) {
+    if (gm_inflight_find(c, id) == NULL) {
       lua_pushnil(L);
       return 1;
     }
@@ -213,10 +223,7 @@ int gm_l_await(lua_State *L) {
     return 1;
   }
   gm_push_result(L, a.t, 1);       /* if this raises (memory), a.t stays queued: nothing is lost */
-  if (a.prev != NULL) a.prev->next = a.t->next;
-  else c->done_head = a.t->next;
-  if (c->done_tail == a.t) c->done_tail = a.prev;
-  c->ndone--;
+  gm_done_unlink(c, a.t, a.prev);
   gm_transfer_release(c, a.t);
   return 1;
 }
