@@ -98,19 +98,6 @@ static char *opt_string(lua_State *L, int idx, const char *name) {
   return copy;
 }
 
-/* A value that goes into a header line: no CR, LF or other control character (a header injection). */
-static void opt_header_safe(lua_State *L, int idx, const char *name) {
-  size_t len, i;
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) return;   /* opt_string names the type */
-  s = lua_tolstring(L, idx, &len);
-  for (i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-      luaL_error(L, "bad argument #1 to 'client' (option '%s' contains a control character)", name);
-  }
-}
-
 static int opt_bool(lua_State *L, int idx, const char *name) {
   if (lua_type(L, idx) != LUA_TBOOLEAN)
     luaL_error(L, "bad argument #1 to 'client' (option '%s' must be a boolean, got %s)", name, luaL_typename(L, idx));
@@ -149,7 +136,10 @@ static void set_option(lua_State *L, gm_client *c) {
   else if (strcmp(k, "ca_file") == 0) slot = &c->ca_file;
   else if (strcmp(k, "ca_path") == 0) slot = &c->ca_path;
   else if (strcmp(k, "user_agent") == 0) {
-    opt_header_safe(L, -1, k);
+    size_t n;
+    const char *ua = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (ua != NULL && gm_has_ctl(ua, n, 1))   /* it goes into a header line: CR/LF would inject one */
+      luaL_error(L, "bad argument #1 to 'client' (option '%s' contains a control character)", k);
     slot = &c->user_agent;
   }
   else luaL_error(L, "bad argument #1 to 'client' (unknown option '%s')", k);

@@ -64,8 +64,6 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
-void gm_codec_register(lua_State *L);   /* codec.c: adds codec_plan to the table on top */
-
 static const luaL_Reg core_funcs[] = {
   {"client", gm_client_new},
   {"now", l_now},

@@ -97,6 +97,7 @@ void gm_transfer_destroy(gm_transfer *t);
 int gm_transfer_setup(lua_State *L, gm_client *c, gm_transfer *t, int argidx); /* 0 ok, else msg pushed */
 void gm_push_result(lua_State *L, gm_transfer *t, int lines); /* lines: headers as one string */
 int gm_l_start(lua_State *L);
+int gm_has_ctl(const char *s, size_t len, int allow_tab);   /* a control character (a tab: unless allowed)? */
 
 /* multi.c */
 void gm_inflight_unlink(gm_client *c, gm_transfer *t);
@@ -116,8 +117,13 @@ int gm_l_event_mode(lua_State *L);
 /* handle.c */
 void gm_handle_register(lua_State *L);   /* adds handle/handle_methods/handle_kind/handle_fields to the table on top */
 
+/* codec.c */
+void gm_codec_register(lua_State *L);    /* adds codec_plan to the table on top */
+
+/* jsondec.c */
+int gm_l_json_decode(lua_State *L);      /* core.json_decode */
+
 /* vector.c */
-int gm_l_json_decode(lua_State *L);       /* jsondec.c: core.json_decode */
 void gm_vector_register(lua_State *L);   /* the gemini.vector metatable; adds vector/decode_embeddings to the table on top */
 
 #endif

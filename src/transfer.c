@@ -141,7 +141,9 @@ static int valid_method(const char *m, size_t len) {
   return 1;
 }
 
-static int has_ctl(const char *s, size_t len, int allow_tab) {
+/* Does s hold a control character (CR, LF, NUL, DEL...; a tab only when !allow_tab)? A header value
+   or URL with one would break the request line or inject a header. */
+int gm_has_ctl(const char *s, size_t len, int allow_tab) {
   size_t i;
   for (i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)s[i];
@@ -358,7 +360,7 @@ int gm_l_start(lua_State *L) {
   }
   if (lua_type(L, 4) != LUA_TSTRING) return luaL_argerror(L, 2, "field 'url' must be a string");
   url = lua_tolstring(L, 4, &ulen);
-  if (has_ctl(url, ulen, 0) || memchr(url, ' ', ulen) != NULL)
+  if (gm_has_ctl(url, ulen, 0) || memchr(url, ' ', ulen) != NULL)
     return luaL_argerror(L, 2, "field 'url' contains a space or control character");
   if (!starts_with_ci(url, ulen, "http://") && !starts_with_ci(url, ulen, "https://"))
     return luaL_argerror(L, 2, "field 'url' must start with http:// or https://");
@@ -372,7 +374,7 @@ int gm_l_start(lua_State *L) {
       if (lua_type(L, -1) != LUA_TSTRING)
         return luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must be a string, got %s", i, luaL_typename(L, -1)));
       h = lua_tolstring(L, -1, &hl);
-      if (has_ctl(h, hl, 1))
+      if (gm_has_ctl(h, hl, 1))
         return luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] contains a control character", i));
       if (hl == 0 || (memchr(h, ':', hl) == NULL && h[hl - 1] != ';') || h[0] == ':' || h[0] == ' ')
         return luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must look like 'Name: value'", i));
