@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "embeddings.h"
-#include "jsonesc.h"
+#include "jsonlex.h"
 
 typedef struct P {
   const char *s;
@@ -30,12 +30,8 @@ static int fail(P *p, const char *what) {
   return -1;
 }
 
-static const unsigned char WS[256] = { [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1 };
-
 static void ws(P *p) {
-  const char *q = p->s + p->i, *end = p->s + p->n;
-  while (q < end && WS[(unsigned char)*q]) q++;
-  p->i = (size_t)(q - p->s);
+  p->i = (size_t)(gm_json_ws(p->s + p->i, p->s + p->n) - p->s);
 }
 
 static int peek(P *p) {
@@ -48,7 +44,6 @@ static int expect(P *p, char c, const char *what) {
   return 0;
 }
 
-static int isdig(int c) { return (unsigned)(c - '0') < 10u; }
 
 /* Up to `room` digits at *qp into *m (no more than end); returns how many were taken. */
 static int digits(const char **qp, const char *end, uint64_t *m, int room) {
@@ -101,16 +96,9 @@ static int push_vec(P *p, size_t off, size_t len, size_t *index) {
 }
 
 static int hex4(P *p, unsigned *out) {
-  unsigned v = 0;
-  int k;
   if (p->n - p->i < 4) return fail(p, "a short \\u escape");
-  for (k = 0; k < 4; k++) {
-    int h = gm_json_hexval((unsigned char)p->s[p->i + k]);
-    if (h < 0) return fail(p, "a bad \\u escape");
-    v = v * 16 + (unsigned)h;
-  }
+  if (!gm_json_hex4(p->s + p->i, out)) return fail(p, "a bad \\u escape");
   p->i += 4;
-  *out = v;
   return 0;
 }
 
@@ -179,18 +167,24 @@ static int number(P *p, float *out) {
   uint64_t m = 0;
   long e10 = 0;
   if (q < end && *q == '-') { neg = 1; q++; }
-  if (q >= end || !isdig((unsigned char)*q)) { p->i = (size_t)(q - p->s); return fail(p, "a digit expected"); }
+  if (q >= end || !gm_json_isdigit((unsigned char)*q)) {
+    p->i = (size_t)(q - p->s);
+    return fail(p, "a digit expected");
+  }
   if (*q == '0') {
     q++;
   } else {
     nsig = digits(&q, end, &m, 19);
     start = q;
-    while (q < end && isdig((unsigned char)*q)) q++;   /* dropped integer digits scale by 10 each */
+    while (q < end && gm_json_isdigit((unsigned char)*q)) q++;   /* dropped integer digits scale by 10 each */
     e10 = q - start > EXP_LIMIT ? EXP_LIMIT : (long)(q - start);
   }
   if (q < end && *q == '.') {
     q++;
-    if (q >= end || !isdig((unsigned char)*q)) { p->i = (size_t)(q - p->s); return fail(p, "a digit expected after '.'"); }
+    if (q >= end || !gm_json_isdigit((unsigned char)*q)) {
+      p->i = (size_t)(q - p->s);
+      return fail(p, "a digit expected after '.'");
+    }
     if (m == 0) {                                      /* leading zeros of a fraction are not significant */
       start = q;
       while (q < end && *q == '0') q++;
@@ -199,18 +193,18 @@ static int number(P *p, float *out) {
     k = digits(&q, end, &m, 19 - nsig);
     nsig += k;
     e10 -= k;
-    while (q < end && isdig((unsigned char)*q)) q++;   /* further fraction digits are below precision */
+    while (q < end && gm_json_isdigit((unsigned char)*q)) q++;   /* further fraction digits are below precision */
   }
   if (q < end && (*q == 'e' || *q == 'E')) {
     int eneg = 0;
     long ex = 0;
     q++;
     if (q < end && (*q == '+' || *q == '-')) { eneg = *q == '-'; q++; }
-    if (q >= end || !isdig((unsigned char)*q)) {
+    if (q >= end || !gm_json_isdigit((unsigned char)*q)) {
       p->i = (size_t)(q - p->s);
       return fail(p, "a digit expected in an exponent");
     }
-    while (q < end && isdig((unsigned char)*q)) {
+    while (q < end && gm_json_isdigit((unsigned char)*q)) {
       if (ex < EXP_LIMIT) ex = ex * 10 + (*q - '0');
       q++;
     }
@@ -288,7 +282,7 @@ static int skip_value(P *p, int depth) {
     }
   }
   if (c == '"') return string(p, NULL, NULL);
-  if (c == '-' || isdig(c)) return number(p, NULL);
+  if (c == '-' || gm_json_isdigit(c)) return number(p, NULL);
   if (c == 't') return literal(p, "true");
   if (c == 'f') return literal(p, "false");
   if (c == 'n') return literal(p, "null");
@@ -304,7 +298,7 @@ static int float_array(P *p, size_t *off, size_t *len) {
   if (peek(p) == ']') { p->i++; *len = 0; return 0; }
   for (;;) {
     int c = peek(p), more;
-    if (c != '-' && !isdig(c)) return fail(p, "a number expected");
+    if (c != '-' && !gm_json_isdigit(c)) return fail(p, "a number expected");
     if (number(p, &f) != 0 || push_val(p, f) != 0) return -1;
     more = next_item(p, ']');
     if (more < 0) return -1;

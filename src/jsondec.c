@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "gemini.h"
-#include "jsonesc.h"
+#include "jsonlex.h"
 
 #define GM_JD_MAXDEPTH 200   /* cjson allows 1000; deeper documents go to it */
 
@@ -51,14 +51,6 @@ typedef struct jd {
   int depth;
 } jd;
 
-static const unsigned char WS[256] = { [' '] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1 };
-
-static const char *ws(const char *p, const char *end) {
-  while (p < end && WS[(unsigned char)*p]) p++;
-  return p;
-}
-
-static int isdig(int c) { return (unsigned)(c - '0') < 10u; }
 
 static const double POW10[23] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
@@ -78,9 +70,9 @@ static const char *number(jd *d, const char *p) {
   }
   if (*p == '0') {
     p++;
-    if (p < end && isdig(*p)) return NULL;   /* a leading zero: cjson names the error */
-  } else if (isdig(*p)) {
-    for (; p < end && isdig(*p); p++) {
+    if (p < end && gm_json_isdigit(*p)) return NULL;   /* a leading zero: cjson names the error */
+  } else if (gm_json_isdigit(*p)) {
+    for (; p < end && gm_json_isdigit(*p); p++) {
       if (++nd > 19) return NULL;
       m = m * 10 + (uint64_t)(*p - '0');
     }
@@ -88,8 +80,8 @@ static const char *number(jd *d, const char *p) {
     return NULL;
   }
   if (p < end && *p == '.') {
-    if (++p >= end || !isdig(*p)) return NULL;   /* `1.` is cjson's leniency, not JSON */
-    for (; p < end && isdig(*p); p++) {
+    if (++p >= end || !gm_json_isdigit(*p)) return NULL;   /* `1.` is cjson's leniency, not JSON */
+    for (; p < end && gm_json_isdigit(*p); p++) {
       if (--e < -100000) return NULL;            /* (a fraction that long: far from the exact path) */
       if (m == 0 && *p == '0') continue;         /* leading zeros of a fraction carry no digit */
       if (++nd > 19) return NULL;
@@ -99,8 +91,8 @@ static const char *number(jd *d, const char *p) {
   if (p < end && (*p == 'e' || *p == 'E')) {
     int xneg = 0;
     if (++p < end && (*p == '+' || *p == '-')) xneg = *p++ == '-';
-    if (p >= end || !isdig(*p)) return NULL;
-    for (; p < end && isdig(*p); p++) {
+    if (p >= end || !gm_json_isdigit(*p)) return NULL;
+    for (; p < end && gm_json_isdigit(*p); p++) {
       if (x < 100000) x = x * 10 + (*p - '0');   /* saturates; far exponents go to cjson */
     }
     if (xneg) x = -x;
@@ -117,18 +109,6 @@ static const char *number(jd *d, const char *p) {
   }
   lua_pushnumber(d->L, (lua_Number)(neg ? -v : v));
   return p;
-}
-
-static int hex4(const char *p, unsigned *out) {
-  unsigned v = 0;
-  int i;
-  for (i = 0; i < 4; i++) {
-    int h = gm_json_hexval((unsigned char)p[i]);
-    if (h < 0) return 0;
-    v = v * 16 + (unsigned)h;
-  }
-  *out = v;
-  return 1;
 }
 
 static void add_utf8(luaL_Buffer *b, unsigned cp) {
@@ -167,11 +147,11 @@ static const char *escape(jd *d, const char *p, luaL_Buffer *b) {
     luaL_addchar(b, (char)c);
     return p + 1;
   }
-  if (end - p < 5 || !hex4(p + 1, &cp)) return NULL;
+  if (end - p < 5 || !gm_json_hex4(p + 1, &cp)) return NULL;
   p += 5;
   if (cp >= 0xDC00 && cp <= 0xDFFF) return NULL;            /* a lone low surrogate */
   if (cp >= 0xD800 && cp <= 0xDBFF) {                       /* needs its low half next */
-    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !gm_json_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
       return NULL;
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     p += 6;
@@ -235,7 +215,7 @@ static const char *array(jd *d, const char *p) {
   if (++d->depth > GM_JD_MAXDEPTH || !lua_checkstack(L, 4)) return NULL;
   lua_pushnil(L);                       /* the slot of the table */
   t = lua_gettop(L);
-  p = ws(p + 1, end);
+  p = gm_json_ws(p + 1, end);
   if (p < end && *p == ']') {
     lua_newtable(L);
     lua_replace(L, t);
@@ -249,11 +229,11 @@ static const char *array(jd *d, const char *p) {
       done += n;
       n = 0;
     }
-    p = ws(p, end);
+    p = gm_json_ws(p, end);
     if (p >= end) return NULL;
     if (*p == ']') break;
     if (*p != ',') return NULL;
-    p = ws(p + 1, end);
+    p = gm_json_ws(p + 1, end);
   }
   put_items(L, t, done + 1, n);
   d->depth--;
@@ -265,22 +245,22 @@ static const char *object(jd *d, const char *p) {
   const char *end = d->end;
   if (++d->depth > GM_JD_MAXDEPTH || !lua_checkstack(L, 4)) return NULL;
   lua_newtable(L);
-  p = ws(p + 1, end);
+  p = gm_json_ws(p + 1, end);
   if (p < end && *p == '}') {
     d->depth--;
     return p + 1;
   }
   for (;;) {
     if (p >= end || *p != '"' || (p = string(d, p)) == NULL) return NULL;
-    p = ws(p, end);
+    p = gm_json_ws(p, end);
     if (p >= end || *p != ':') return NULL;
-    if ((p = value(d, ws(p + 1, end))) == NULL) return NULL;
+    if ((p = value(d, gm_json_ws(p + 1, end))) == NULL) return NULL;
     lua_rawset(L, -3);
-    p = ws(p, end);
+    p = gm_json_ws(p, end);
     if (p >= end) return NULL;
     if (*p == '}') break;
     if (*p != ',') return NULL;
-    p = ws(p + 1, end);
+    p = gm_json_ws(p + 1, end);
   }
   d->depth--;
   return p + 1;
@@ -331,9 +311,9 @@ int gm_l_json_decode(lua_State *L) {
   d.end = end;
   d.null_idx = 2;
   d.depth = 0;
-  p = ws(s, end);
+  p = gm_json_ws(s, end);
   if (memchr(s, '\0', n) == NULL && p < end && (*p == '{' || *p == '[') && (p = value(&d, p)) != NULL
-      && ws(p, end) == end)
+      && gm_json_ws(p, end) == end)
     return 1;
   lua_settop(L, 2);
   lua_pushnil(L);
