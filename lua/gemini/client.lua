@@ -435,7 +435,7 @@ end
 -- `level` is the error level of the user's call as seen from here.
 local function prepare(self, row, fname, argv, n, shift, level)
   level = level + 1
-  local p = PLANS[row] or plan_of(row)
+  local p = plan_of(row)
   local callback
   if n > 0 and type(argv[n]) == "function" then callback = argv[n]; argv[n] = nil; n = n - 1 end
   local nargs = p.nargs
@@ -571,13 +571,10 @@ local function prepare(self, row, fname, argv, n, shift, level)
       end
     end
   elseif body then
-    local json = self.json
-    local ok, s = pcall(json.encode_message, json, p.body_msg, body, p.exclude)
-    if not ok then argerr(body_pos, fname, tostring(s), level) end
-    payload = s
+    payload = encode_body(self, p, body, body_pos, fname, level)
   end
 
-  local path = name and p.paths[name] or path_of(row, p, name)
+  local path = path_of(row, p, name)
   local opts = callopts or NO_OPTS
   -- 12 fields: a hash part of 16, which also holds what a successful call adds on its way
   -- (first_started_at, _seq, id, finished, result): no rehash
@@ -747,11 +744,11 @@ local function outcome(self, req, c)
     end
     return { operations = ops, nextPageToken = decoded.nextPageToken }
   end
-  local misfit = json:shape_error(output, decoded)
+  local result, misfit = json:decode_reply(output, decoded)
   if misfit then
     return nil, response_error(self, req, c, nil, "a reply that does not fit " .. output .. " (" .. misfit .. ")")
   end
-  return json:decode_message(output, decoded)
+  return result
 end
 
 -- on_progress(done, total) of a split request: user code, so never run inside `_collect`. With a
@@ -1020,11 +1017,7 @@ function Client:_execute(req)
       -- a split method that needed one request still reports its progress: 1/1
       req.on_finish = function(res) if res then progress(self, req, 1, 1) end end
     end
-    if self._active >= self.max_in_flight then
-      self._queue[#self._queue + 1] = req
-    else
-      start_transfer(self, req)
-    end
+    launch(self, req)
   end
   if req.callback then return req end
   return self:_await(req)
@@ -1310,7 +1303,7 @@ end
 for _, row in ipairs(methods.rows) do
   local id = row.id
   Client[id] = function(self, ...)
-    if getmetatable(self) ~= Client or self._closed then check_open(self, 2) end
+    check_open(self, 2)
     local n = select("#", ...)
     local req = prepare(self, row, id, { ... }, n, 0, 2)
     local a, b = self:_execute(req)

@@ -784,7 +784,7 @@ function M.new(codec)
   -- _marks (weak keys): tables this codec decoded (FRESH), and replies shape_error found clean (CLEAN)
   return setmetatable({ codec = codec, null = codec.null, _marks = setmetatable({}, WEAK_KEYS),
                         _trust = codec.name == "cjson" or codec.name == "vim.json",
-                        _native_decode = codec.native_decode == true and codec.name == "cjson" }, Codec)
+                        _native_decode = codec.native_decode == true }, Codec)
 end
 
 --- Encodes any Lua value as JSON (free-form: sequences are arrays, `json.array{}` an empty array).
@@ -803,15 +803,15 @@ function Codec:decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
   -- the default cjson codec: core.json_decode builds the same tables faster, or declines (nil) and
   -- cjson decodes the text or names its error
+  local v
   if self._native_decode and (cplan or (cplan == nil and native())) and core_decode then
-    local v = core_decode(s, self.null)
-    if v ~= nil then
-      self._marks[v] = FRESH
-      return v
-    end
+    v = core_decode(s, self.null)
   end
-  local ok, v = pcall(self.codec.decode, s)
-  if not ok then return nil, tostring(v) end
+  if v == nil then
+    local ok
+    ok, v = pcall(self.codec.decode, s)
+    if not ok then return nil, tostring(v) end
+  end
   if self._trust and type(v) == "table" then self._marks[v] = FRESH end
   return v
 end
