@@ -106,10 +106,8 @@ if mode == "core" then
     local k = h:match("^([^:]+):")
     if k and k:lower() == "x-goog-api-key" then spec.headers[i] = k .. ": bench-key" end
   end
-  -- the client's default User-Agent (client.lua default_user_agent), which its hook does not list
-  local cv = core.curl_version
-  if not cv:find("^libcurl") then cv = "libcurl/" .. cv end
-  local raw = core.client{ ca_file = a.ca, user_agent = "lua-gemini/" .. gemini.VERSION .. " " .. cv:match("^(%S+)") }
+  -- the client's default User-Agent, which its hook does not list
+  local raw = core.client{ ca_file = a.ca, user_agent = require("gemini.client").default_user_agent() }
   local function one()
     local id = raw:start(spec)
     local r = raw:await(id, 60)

@@ -20,6 +20,7 @@ describe("client models", function()
     assert.equal("k1", req.headers["x-goog-api-key"])
     assert.equal("", req.body)
     assert.matches("^lua%-gemini/" .. gemini.VERSION:gsub("%.", "%%.") .. " libcurl/", req.headers["user-agent"])
+    assert.equal(require("gemini.client").default_user_agent(), req.headers["user-agent"])
   end)
 
   it("sends extra headers and the user agent given to gemini.new", function()

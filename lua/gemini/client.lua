@@ -151,9 +151,11 @@ local function env(name)
   return v
 end
 
-local function default_user_agent()
+--- The User-Agent a client sends unless `user_agent` is given: "lua-gemini/VERSION libcurl/VERSION".
+-- @return string
+function M.default_user_agent()
   local ua = "lua-gemini/" .. M.VERSION
-  if core_ok and type(core) == "table" and type(core.curl_version) == "string" then
+  if load_core() and type(core) == "table" and type(core.curl_version) == "string" then
     local v = core.curl_version
     if not v:find("^libcurl") then v = "libcurl/" .. v end
     ua = ua .. " " .. v:match("^(%S+)")
@@ -269,7 +271,7 @@ function M.new(opts)
     connect_timeout = self.limits.connect_timeout, timeout = self.limits.timeout,
     stall_timeout = self.limits.stall_timeout, max_response_bytes = self.limits.max_response_bytes,
     proxy = opts.proxy, ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure,
-    user_agent = opts.user_agent or default_user_agent(), http2 = opts.http2,
+    user_agent = opts.user_agent or M.default_user_agent(), http2 = opts.http2,
     -- at least one connection per request in flight (HTTP/1.1 has one exchange per connection);
     -- 0 (no cap) stays 0
     max_connections = opts.max_connections == 0 and 0
